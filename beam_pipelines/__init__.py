@@ -1,0 +1,1 @@
+"""Pipeline graphs and their options: infer, mosaic, prepare, and job submission."""

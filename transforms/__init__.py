@@ -1,0 +1,1 @@
+"""Raster core (``transforms.core``) and the Beam steps built on it."""

@@ -1,0 +1,1 @@
+"""The pure raster core: numpy + rasterio + fsspec. Never imports Beam or TensorFlow."""
