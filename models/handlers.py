@@ -7,13 +7,21 @@ worker and Beam's ``shared.Shared`` hands the same model to every thread.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 from apache_beam.ml.inference.base import ModelHandler
 
-from models.bundle import INPUT_NAME, OUTPUT_NAME, SIGNATURE, BundleMetadata, read_metadata, resolve_model_path
+from models.bundle import (
+    INPUT_NAME,
+    OUTPUT_NAME,
+    SIGNATURE,
+    BundleMetadata,
+    read_metadata,
+    resolve_model_path,
+)
 from transforms.core.errors import BundleError
 
 
@@ -44,11 +52,10 @@ class BundleModelHandler(ModelHandler[np.ndarray, np.ndarray, Any]):
         import tensorflow as tf
 
         if self._threads:
-            try:
+            # RuntimeError: TF already initialised in this process; keep its setting.
+            with contextlib.suppress(RuntimeError):
                 tf.config.threading.set_intra_op_parallelism_threads(self._threads)
-            except RuntimeError:
-                pass  # TF already initialised in this process: keep its setting
-        self.metadata  # fail with the contract error before TF does
+        _ = self.metadata  # fail with the contract error before TF does
         try:
             loaded = tf.saved_model.load(self._model_path)
         except (OSError, ValueError) as exc:

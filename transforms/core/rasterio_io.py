@@ -1,0 +1,213 @@
+"""Raster I/O over fsspec: open and check scenes, read windows with their mask.
+
+Local paths go straight to GDAL; every other URL (``gs://``, ``memory://``, ...) goes
+through rasterio's ``opener=`` with the fsspec filesystem, so the same code reads a
+folder, fake-gcs-server and GCS. Nothing here reads more than the window asked for.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import fsspec
+import numpy as np
+import rasterio
+from rasterio.errors import RasterioError, RasterioIOError
+from rasterio.windows import Window
+
+from transforms.core.errors import (
+    InvalidSceneError,
+    SceneError,
+    SceneNotFoundError,
+    SceneReadError,
+)
+
+# GDAL's block cache defaults to 5 % of RAM; cap it so memory follows tile size.
+GDAL_ENV = {
+    "GDAL_CACHEMAX": int(os.environ.get("TESSERA_GDAL_CACHEMAX_MB", "64")),
+    "GDAL_PAM_ENABLED": "NO",
+    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+    "GDAL_NUM_THREADS": "1",
+}
+
+DEFAULT_MAX_PIXELS = 2**36  # 262144^2 / 1024: a sanity cap, not a memory limit
+
+
+def is_local(url: str) -> bool:
+    return "://" not in url or url.startswith("file://")
+
+
+def local_path(url: str) -> str:
+    return url[len("file://") :] if url.startswith("file://") else url
+
+
+def scene_id_for(url: str) -> str:
+    """The source file's stem, lower-cased, ``[a-z0-9_-]`` only (see docs/contracts.md)."""
+    stem = url.rstrip("/").rsplit("/", 1)[-1]
+    stem = stem.split("?", 1)[0].split("#", 1)[0]
+    for ext in (".tiff", ".tif", ".jp2", ".vrt", ".img"):
+        if stem.lower().endswith(ext):
+            stem = stem[: -len(ext)]
+            break
+    return re.sub(r"[^a-z0-9_-]", "-", stem.lower()) or "scene"
+
+
+def open_dataset(url: str) -> Any:
+    """A rasterio dataset for any fsspec URL or local path (caller closes it)."""
+    if is_local(url):
+        return rasterio.open(local_path(url))
+    fs, _ = fsspec.core.url_to_fs(url)
+    return rasterio.open(url, opener=fs)
+
+
+def source_identity(url: str) -> dict[str, Any]:
+    """URL, size and generation (GCS) or mtime (files): what makes a source unique."""
+    fs, path = fsspec.core.url_to_fs(url)
+    try:
+        info = fs.info(path)
+    except FileNotFoundError as exc:
+        raise SceneNotFoundError(url, "no such file or object") from exc
+    identity: dict[str, Any] = {"url": url, "size": int(info.get("size") or 0)}
+    if info.get("generation") is not None:
+        identity["generation"] = str(info["generation"])
+    else:
+        mtime = info.get("mtime") or info.get("updated") or info.get("LastModified")
+        if isinstance(mtime, int | float):
+            identity["mtime"] = dt.datetime.fromtimestamp(float(mtime), dt.UTC).isoformat()
+        elif mtime is not None:
+            identity["mtime"] = str(mtime)
+    return identity
+
+
+@dataclass(frozen=True)
+class SceneInfo:
+    """What the planner needs to know about one scene; small and picklable."""
+
+    url: str
+    scene_id: str
+    width: int
+    height: int
+    count: int
+    dtype: str
+    crs_wkt: str
+    epsg: int | None
+    transform: tuple[float, float, float, float, float, float]
+    nodata: float | None
+    block_shape: tuple[int, int]
+    datetime: str
+    identity: dict[str, Any] = field(hash=False, compare=False)
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+
+def _acquisition_time(tags: dict[str, str], identity: dict[str, Any]) -> str:
+    raw = tags.get("TIFFTAG_DATETIME") or tags.get("ACQUISITION_DATETIME")
+    if raw:
+        for fmt in ("%Y:%m:%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"):
+            try:
+                return dt.datetime.strptime(raw.strip().rstrip("Z"), fmt).replace(tzinfo=dt.UTC).isoformat()
+            except ValueError:
+                continue
+    mtime = identity.get("mtime")
+    if isinstance(mtime, str):
+        return mtime
+    return "1970-01-01T00:00:00+00:00"
+
+
+def inspect_scene(
+    url: str,
+    *,
+    bands_required: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> SceneInfo:
+    """Open a scene's header and check it can be mapped; raise a SceneError saying why not.
+
+    ``bands_required`` is the highest source band index the band mapping will read.
+    """
+    identity = source_identity(url)
+    try:
+        with rasterio.Env(**GDAL_ENV), open_dataset(url) as ds:
+            if ds.crs is None:
+                raise InvalidSceneError(url, "has no CRS; georeference it (e.g. gdal_edit.py -a_srs EPSG:...)")
+            if ds.width * ds.height > max_pixels:
+                raise InvalidSceneError(
+                    url,
+                    f"is {ds.width}x{ds.height} = {ds.width * ds.height} pixels, over the cap of "
+                    f"{max_pixels} (raise --max-pixels if this is intended)",
+                )
+            if bands_required is not None and ds.count < bands_required:
+                raise InvalidSceneError(
+                    url,
+                    f"has {ds.count} band(s) but the band mapping reads band {bands_required}; "
+                    "pass --bands or a product whose band mapping fits this sensor",
+                )
+            dtypes = set(ds.dtypes)
+            if len(dtypes) != 1:
+                raise InvalidSceneError(url, f"mixes band data types {sorted(dtypes)}")
+            if np.dtype(ds.dtypes[0]).kind == "c":
+                raise InvalidSceneError(url, f"has complex data type {ds.dtypes[0]}")
+            return SceneInfo(
+                url=url,
+                scene_id=scene_id_for(url),
+                width=ds.width,
+                height=ds.height,
+                count=ds.count,
+                dtype=ds.dtypes[0],
+                crs_wkt=ds.crs.to_wkt(),
+                epsg=ds.crs.to_epsg(),
+                transform=tuple(ds.transform)[:6],  # type: ignore[arg-type]
+                nodata=ds.nodata,
+                block_shape=tuple(ds.block_shapes[0]),  # type: ignore[arg-type]
+                datetime=_acquisition_time(ds.tags(), identity),
+                identity=identity,
+            )
+    except SceneError:
+        raise
+    except RasterioIOError as exc:
+        raise InvalidSceneError(url, f"is not a readable raster ({exc})") from exc
+    except RasterioError as exc:
+        raise InvalidSceneError(url, f"cannot be opened as a raster ({exc})") from exc
+
+
+class SceneReader:
+    """Reads windows of one scene: mapped bands as float32 plus the validity mask.
+
+    Keep one per scene per worker (opening over fsspec costs round trips); ``close()``
+    releases it.
+    """
+
+    def __init__(self, url: str, bands: list[int], scale: float = 1.0) -> None:
+        self.url = url
+        self.bands = bands
+        self.scale = scale
+        self._env = rasterio.Env(**GDAL_ENV)
+        self._env.__enter__()
+        try:
+            self._ds = open_dataset(url)
+        except RasterioError as exc:
+            self._env.__exit__(None, None, None)
+            raise SceneReadError(url, f"cannot be opened ({exc})") from exc
+
+    def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        """``(bands, h, w)`` float32 values and ``(h, w)`` bool validity for ``window``."""
+        unique = sorted(set(self.bands))
+        try:
+            data = self._ds.read(unique, window=window)
+            mask = self._ds.dataset_mask(window=window) != 0
+        except RasterioError as exc:
+            raise SceneReadError(self.url, f"pixels could not be read at {window} ({exc})") from exc
+        order = [unique.index(b) for b in self.bands]
+        values = data[order].astype(np.float32)
+        if self.scale != 1.0:
+            values *= np.float32(self.scale)
+        return values, mask
+
+    def close(self) -> None:
+        self._ds.close()
+        self._env.__exit__(None, None, None)

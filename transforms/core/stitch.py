@@ -1,0 +1,143 @@
+"""Where tiles are put back: crop the halo, keep per-tile results, assemble a COG.
+
+The model's output for a tile is ``(T+2h, T+2h, K)`` probabilities. ``crop_prediction``
+keeps the owned core and turns it into two uint8 planes: the class (255 where the
+input was no-data) and the confidence ``round(max prob * 254)`` (255 no-data).
+``assemble_cog`` streams the per-tile planes into a tiled GeoTIFF one window at a
+time and converts it to a Cloud-Optimized GeoTIFF with GDAL's COG driver.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+from rasterio.enums import Resampling
+from rasterio.windows import Window
+
+from transforms.core.grid import TileGrid, TileIndex
+from transforms.core.rasterio_io import GDAL_ENV
+
+NODATA = 255
+COG_BLOCK = 512
+
+
+def crop_prediction(
+    probabilities: np.ndarray, valid: np.ndarray, grid: TileGrid, index: TileIndex
+) -> np.ndarray:
+    """``(2, h, w)`` uint8: classes and confidence for the tile's owned core.
+
+    ``valid`` is the core's validity mask, ``(h, w)`` bool.
+    """
+    rows, cols = grid.crop_slices(index)
+    core = probabilities[rows, cols, :]
+    classes = np.argmax(core, axis=-1).astype(np.uint8)
+    confidence = np.rint(core.max(axis=-1) * 254.0).astype(np.uint8)
+    classes[~valid] = NODATA
+    confidence[~valid] = NODATA
+    return np.stack([classes, confidence])
+
+
+def nodata_planes(grid: TileGrid, index: TileIndex) -> np.ndarray:
+    core = grid.core(index)
+    return np.full((2, int(core.height), int(core.width)), NODATA, dtype=np.uint8)
+
+
+def encode_planes(planes: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(planes), allow_pickle=False)
+    return buf.getvalue()
+
+
+def decode_planes(data: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(data), allow_pickle=False)
+
+
+@dataclass(frozen=True)
+class RasterGeo:
+    width: int
+    height: int
+    crs_wkt: str
+    transform: tuple[float, float, float, float, float, float]
+
+
+def assemble_cogs(
+    geo: RasterGeo,
+    tiles: Iterable[tuple[Window, np.ndarray]],
+    outputs: dict[int, str],
+    workdir: str,
+    colormaps: dict[int, dict[int, tuple[int, int, int, int]]] | None = None,
+) -> None:
+    """Write plane ``p`` of every ``(window, planes)`` into a COG at ``outputs[p]``.
+
+    Pixels no tile covers stay no-data. Only one tile is in memory at a time; GDAL
+    works block by block within its capped cache.
+    """
+    colormaps = colormaps or {}
+    profile = {
+        "driver": "GTiff",
+        "width": geo.width,
+        "height": geo.height,
+        "count": 1,
+        "dtype": "uint8",
+        "crs": rasterio.crs.CRS.from_wkt(geo.crs_wkt),
+        "transform": rasterio.Affine(*geo.transform),
+        "nodata": NODATA,
+        "tiled": True,
+        "blockxsize": 256,
+        "blockysize": 256,
+        "compress": "deflate",
+        "sparse_ok": False,
+    }
+    with rasterio.Env(**GDAL_ENV):
+        staging = {p: os.path.join(workdir, f"stage-{p}.tif") for p in outputs}
+        handles = {p: rasterio.open(path, "w", **profile) for p, path in staging.items()}
+        try:
+            for window, planes in tiles:
+                for p, ds in handles.items():
+                    ds.write(planes[p], 1, window=window)
+            for p, ds in handles.items():
+                if p in colormaps:
+                    ds.write_colormap(1, colormaps[p])
+        finally:
+            for ds in handles.values():
+                ds.close()
+        for p, dst in outputs.items():
+            rasterio.shutil.copy(
+                staging[p],
+                dst,
+                driver="COG",
+                compress="DEFLATE",
+                blocksize=COG_BLOCK,
+                overview_resampling="nearest",
+                resampling="nearest",
+                num_threads=1,
+            )
+            os.remove(staging[p])
+
+
+def iter_windows(grid: TileGrid) -> Iterator[tuple[TileIndex, Window]]:
+    for index in grid.indices():
+        yield index, grid.core(index)
+
+
+def quicklook_png(cog_path: str, colormap: dict[int, tuple[int, int, int, int]], max_side: int = 1024) -> bytes:
+    """An RGBA PNG of a class COG, read from its overviews, no-data transparent."""
+    from PIL import Image
+
+    with rasterio.Env(**GDAL_ENV), rasterio.open(cog_path) as ds:
+        factor = max(1, -(-max(ds.width, ds.height) // max_side))
+        shape = (max(1, ds.height // factor), max(1, ds.width // factor))
+        classes = ds.read(1, out_shape=shape, resampling=Resampling.nearest)
+    lut = np.zeros((256, 4), dtype=np.uint8)
+    for value, rgba in colormap.items():
+        lut[value] = rgba
+    rgba = lut[classes]
+    buf = io.BytesIO()
+    Image.fromarray(rgba, mode="RGBA").save(buf, format="PNG", optimize=False)
+    return buf.getvalue()

@@ -1,0 +1,164 @@
+"""Where tiles are put back: crop halos, stage tile results, finalise each scene."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import apache_beam as beam
+import fsspec
+import numpy as np
+from apache_beam.metrics import Metrics
+
+from transforms.core.errors import TesseraError
+from transforms.core.outputs import (
+    SceneJob,
+    TileRecord,
+    finalise_scene,
+    remove_tree,
+    update_catalog,
+)
+from transforms.core.stitch import crop_prediction, encode_planes
+from transforms.plan import TileTask
+from transforms.read import TileInput
+
+
+def crop_halo(element: tuple[TileInput, np.ndarray]) -> tuple[TileTask, np.ndarray]:
+    key, probabilities = element
+    return key.task, crop_prediction(np.asarray(probabilities), key.valid, key.task.job.grid, key.task.index)
+
+
+class _WriteTiles(beam.DoFn):
+    """Stages each cropped tile under the job's deterministic temp prefix, so a
+    retried or replayed bundle overwrites the same object with the same bytes."""
+
+    def __init__(self, progress: bool) -> None:
+        self.progress = progress
+        self.written = Metrics.counter("tessera", "tiles_written")
+        self.bytes = Metrics.counter("tessera", "bytes_staged")
+
+    def setup(self) -> None:
+        self._done: dict[str, int] = {}
+
+    def process(self, element: tuple[TileTask, np.ndarray]) -> Iterator[tuple[str, TileRecord]]:
+        task, planes = element
+        data = encode_planes(planes)
+        with fsspec.open(task.job.tile_url(task.index), "wb", auto_mkdir=True) as f:
+            f.write(data)
+        self.written.inc()
+        self.bytes.inc(len(data))
+        if self.progress:
+            self._report(task)
+        yield task.job.key, TileRecord(task.index, True)
+
+    def _report(self, task: TileTask) -> None:
+        key = task.job.key
+        self._done[key] = self._done.get(key, 0) + 1
+        done, total = self._done[key], task.job.grid.count
+        step = max(1, total // 20)
+        if done == total or done % step == 0:
+            print(f"  {key}: {done}/{total} tiles", file=sys.stderr, flush=True)
+
+
+@dataclass
+class WriteTiles(beam.PTransform):
+    """``(TileTask, planes)`` -> ``(job key, TileRecord)`` (small records only)."""
+
+    progress: bool = False
+
+    def expand(self, tiles: beam.PCollection) -> beam.PCollection:
+        return tiles | beam.ParDo(_WriteTiles(self.progress))
+
+
+@dataclass(frozen=True)
+class SceneResult:
+    key: str
+    url: str
+    ok: bool
+    message: str
+    item_url: str | None = None
+
+
+class _Finalise(beam.DoFn):
+    def __init__(self, metadata: dict[str, Any], postprocess: Any) -> None:
+        self.metadata = metadata
+        self.postprocess = postprocess
+        self.ok = Metrics.counter("tessera", "scenes_succeeded")
+        self.failed = Metrics.counter("tessera", "scenes_failed")
+        self.failures = Metrics.string_set("tessera", "failed_scenes")
+        self.items = Metrics.string_set("tessera", "items")
+
+    def process(self, element: tuple[str, dict[str, list[Any]]]) -> Iterator[SceneResult]:
+        key, groups = element
+        jobs: list[SceneJob] = groups["jobs"]
+        problems: list[tuple[str, str]] = groups["failed"]
+        if not jobs:  # rejected before planning
+            for url, reason in problems[:1]:
+                yield self._fail(key, url, reason)
+            return
+        job = jobs[0]
+        if problems:
+            reasons = sorted({reason for _, reason in problems})
+            more = f" (+{len(reasons) - 1} more)" if len(reasons) > 1 else ""
+            yield self._fail(key, job.scene.url, reasons[0] + more)
+            return
+        records = [r for r in groups["tiles"]]
+        try:
+            post = self.postprocess(job) if self.postprocess else None
+            item_url = finalise_scene(job, records, self.metadata, postprocess=post)
+        except TesseraError as exc:
+            yield self._fail(key, job.scene.url, str(exc))
+            return
+        self.ok.inc()
+        self.items.add(item_url)
+        yield SceneResult(key, job.scene.url, True, "ok", item_url)
+
+    def _fail(self, key: str, url: str, reason: str) -> SceneResult:
+        self.failed.inc()
+        self.failures.add(f"{key}\t{url}\t{reason}")
+        return SceneResult(key, url, False, reason)
+
+
+@dataclass
+class FinaliseScenes(beam.PTransform):
+    """Group the small per-tile records by scene; assemble COGs + Item per scene.
+
+    A scene is published only if every tile is accounted for and none failed.
+    """
+
+    metadata: dict[str, Any]
+    postprocess: Any = None
+
+    def expand(self, inputs: dict[str, beam.PCollection]) -> beam.PCollection:
+        return (
+            inputs
+            | "ByScene" >> beam.CoGroupByKey()
+            | "Publish" >> beam.ParDo(_Finalise(self.metadata, self.postprocess))
+        )
+
+
+@dataclass
+class UpdateCatalog(beam.PTransform):
+    """Once every scene is final, rebuild collections and ``catalog.json``, then drop
+    the job's staging prefix. Staged tiles outlive the finalise step so that a retried
+    or replayed finalise bundle still finds them."""
+
+    output: str
+    staging: str
+
+    def expand(self, results: beam.PCollection) -> beam.PCollection:
+        output, staging = self.output, self.staging
+
+        def publish(outcomes: list[SceneResult]) -> list[SceneResult]:
+            if any(r.ok for r in outcomes):
+                update_catalog(output)
+            remove_tree(staging)
+            return outcomes
+
+        return (
+            results
+            | "All" >> beam.combiners.ToList()
+            | "Catalog" >> beam.Map(publish)
+        )
