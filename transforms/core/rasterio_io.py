@@ -16,6 +16,7 @@ from typing import Any
 import fsspec
 import numpy as np
 import rasterio
+from rasterio.enums import ColorInterp
 from rasterio.errors import RasterioError, RasterioIOError
 from rasterio.windows import Window
 
@@ -193,6 +194,10 @@ class SceneReader:
         except RasterioError as exc:
             self._env.__exit__(None, None, None)
             raise SceneReadError(url, f"cannot be opened ({exc})") from exc
+        # GDAL derives a mask from alpha only for gray+alpha and RGB+alpha layouts;
+        # an alpha band anywhere else (e.g. band 5 of B,G,R,NIR,alpha) is ours to apply.
+        interp = list(self._ds.colorinterp)
+        self._alpha = interp.index(ColorInterp.alpha) + 1 if ColorInterp.alpha in interp else None
 
     def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         """``(bands, h, w)`` float32 values and ``(h, w)`` bool validity for ``window``."""
@@ -200,6 +205,8 @@ class SceneReader:
         try:
             data = self._ds.read(unique, window=window)
             mask = self._ds.dataset_mask(window=window) != 0
+            if self._alpha is not None:
+                mask &= self._ds.read(self._alpha, window=window) != 0
         except RasterioError as exc:
             raise SceneReadError(self.url, f"pixels could not be read at {window} ({exc})") from exc
         order = [unique.index(b) for b in self.bands]
