@@ -45,13 +45,14 @@ def test_alpha_band_drives_validity(tmp_path) -> None:
 def test_internal_mask_band_drives_validity(tmp_path) -> None:
     path = tmp_path / "masked.tif"
     data = np.full((4, 16, 16), 900, dtype=np.uint16)
-    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
-        with rasterio.open(path, "w", driver="GTiff", width=16, height=16, count=4, dtype="uint16",
-                           crs="EPSG:32631", transform=from_origin(0, 16, 1, 1)) as ds:
-            ds.write(data)
-            mask = np.full((16, 16), 255, dtype=np.uint8)
-            mask[:, :4] = 0
-            ds.write_mask(mask)
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(
+        path, "w", driver="GTiff", width=16, height=16, count=4, dtype="uint16",
+        crs="EPSG:32631", transform=from_origin(0, 16, 1, 1),
+    ) as ds:
+        ds.write(data)
+        mask = np.full((16, 16), 255, dtype=np.uint8)
+        mask[:, :4] = 0
+        ds.write_mask(mask)
     reader = SceneReader(str(path), [4, 3, 2, 1], scale=2.0)
     values, valid = reader.read(Window(0, 0, 16, 16))
     reader.close()
