@@ -20,6 +20,13 @@ PROFILES_DIR = Path(__file__).parent / "profiles"
 DEFAULT_PRODUCT = "landcover"
 
 
+class SceneFilter(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    band_counts: list[int] | None = None
+    dtypes: list[str] | None = None
+
+
 class ProductProfile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -34,6 +41,15 @@ class ProductProfile(BaseModel):
     scale: float = Field(default=1.0, gt=0, description="multiplies source values before the model")
     classes: list[str] | None = Field(default=None, description="classes this product keeps; None = all")
     postprocess: dict[str, Any] = Field(default_factory=dict)
+    applies_to: SceneFilter = Field(default_factory=lambda: SceneFilter(),
+                                    description="which arriving scenes the trigger routes here")
+
+    def accepts(self, band_count: int, dtype: str) -> bool:
+        """Whether the trigger should route a scene with this layout to this product."""
+        f = self.applies_to
+        return (f.band_counts is None or band_count in f.band_counts) and (
+            f.dtypes is None or dtype in f.dtypes
+        )
 
     def band_indexes(self, model_bands: int) -> list[int]:
         bands = self.bands or list(range(1, model_bands + 1))
