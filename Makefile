@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/tessera demo $(DEMO_ARGS)
 
-test: $(STAMP) lint test-py
+test: $(STAMP) lint lint-infra test-py
 
 test-py: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
@@ -45,6 +45,9 @@ bench-quick: $(STAMP)
 
 model: $(STAMP)
 	$(VENV)/bin/tessera train-default
+
+# Helm/Terraform/Docker checks in their own venv (checkov clashes with our deps).
+include mk/infra.mk
 
 clean:
 	rm -rf $(VENV) .venv-infra .tools node_modules demo-output bench-output

