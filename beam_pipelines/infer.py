@@ -51,7 +51,7 @@ class InferReport:
 
 
 def _handler(inference: str, model_path: str, kserve_url: str | None, batch_size: int,
-             model_name: str) -> Any:
+             meta: Any) -> Any:
     if inference == "local":
         from models.handlers import BundleModelHandler
 
@@ -61,7 +61,8 @@ def _handler(inference: str, model_path: str, kserve_url: str | None, batch_size
             raise ConfigError("--inference kserve needs --kserve-url http://HOST:PORT")
         from models.kserve_handler import KServeModelHandler
 
-        return KServeModelHandler(kserve_url, model_name, max_batch_size=batch_size)
+        # the server must serve this bundle's contract: checked at load time, naming the URL
+        return KServeModelHandler(kserve_url, meta.name, max_batch_size=batch_size, metadata=meta)
     raise ConfigError(f"--inference must be 'local' or 'kserve', got {inference!r}")
 
 
@@ -109,7 +110,7 @@ def build_pipeline(
         max_pixels=max_pixels,
         run_token=run_token(scenes, output, profile.name, meta.version, tile),
     )
-    handler = _handler(inference, model_path, kserve_url, batch_size, meta.name)
+    handler = _handler(inference, model_path, kserve_url, batch_size, meta)
     postprocess = _postprocess_factory(profile) if profile.postprocess else None
 
     planned = (

@@ -7,22 +7,14 @@ worker and Beam's ``shared.Shared`` hands the same model to every thread.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 from apache_beam.ml.inference.base import ModelHandler
 
-from models.bundle import (
-    INPUT_NAME,
-    OUTPUT_NAME,
-    SIGNATURE,
-    BundleMetadata,
-    read_metadata,
-    resolve_model_path,
-)
-from transforms.core.errors import BundleError
+from models.bundle import BundleMetadata, read_metadata, resolve_model_path
+from models.bundle_runtime import load_bundle
 
 
 class BundleModelHandler(ModelHandler[np.ndarray, np.ndarray, Any]):
@@ -49,21 +41,7 @@ class BundleModelHandler(ModelHandler[np.ndarray, np.ndarray, Any]):
         return self._metadata
 
     def load_model(self) -> Any:
-        import tensorflow as tf
-
-        if self._threads:
-            # RuntimeError: TF already initialised in this process; keep its setting.
-            with contextlib.suppress(RuntimeError):
-                tf.config.threading.set_intra_op_parallelism_threads(self._threads)
-        _ = self.metadata  # fail with the contract error before TF does
-        try:
-            loaded = tf.saved_model.load(self._model_path)
-        except (OSError, ValueError) as exc:
-            raise BundleError(f"cannot load SavedModel from {self._model_path}: {exc}") from exc
-        if SIGNATURE not in loaded.signatures:
-            raise BundleError(f"{self._model_path} has no '{SIGNATURE}' signature")
-        fn = loaded.signatures[SIGNATURE]
-        return _Model(loaded, fn)
+        return load_bundle(self._model_path, intra_op_threads=self._threads)
 
     def run_inference(
         self, batch: Sequence[np.ndarray], model: Any, inference_args: dict[str, Any] | None = None
@@ -80,19 +58,6 @@ class BundleModelHandler(ModelHandler[np.ndarray, np.ndarray, Any]):
 
     def share_model_across_processes(self) -> bool:
         return False
-
-
-class _Model:
-    """Keeps the loaded object alive next to its concrete signature function."""
-
-    def __init__(self, loaded: Any, fn: Any) -> None:
-        self._loaded = loaded
-        self._fn = fn
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        import tensorflow as tf
-
-        return self._fn(**{INPUT_NAME: tf.constant(batch)})[OUTPUT_NAME].numpy()
 
 
 def predict_array(model_path: str | None, images: np.ndarray) -> np.ndarray:

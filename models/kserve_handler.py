@@ -140,7 +140,7 @@ class RemoteModel:
         raise RemoteModelError(
             f"{what} at {self.url} failed after {attempts} attempt(s); last status: {last}. "
             "Check that the predictor is running and ready (GET /v2/health/ready), "
-            "or raise --kserve retries/timeout"
+            "or give KServeModelHandler more retries / a longer timeout_s"
         )
 
     def request(self, method: str, url: str, deadline: float, **kwargs: Any) -> Reply:
@@ -166,7 +166,7 @@ class RemoteModel:
             raise _Retryable(
                 f"timeout after {self.policy.timeout_s:g} s ({type(exc).__name__})"
             ) from exc
-        except requests.ConnectionError as exc:
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
             raise _Retryable(f"connection error ({_short(exc)})") from exc
         if reply.status in RETRY_STATUSES:
             raise _Retryable(f"HTTP {reply.status} {reply.reason}: {reply.text()}")

@@ -38,7 +38,7 @@ log = logging.getLogger("tessera.predictor")
 DATATYPE = "FP32"
 
 
-def _import_kserve() -> Any:
+def _import_kserve() -> None:
     """Import kserve with an empty command line.
 
     ``kserve.model_server`` runs ``argparse.parse_known_args()`` on ``sys.argv`` at import
@@ -48,11 +48,9 @@ def _import_kserve() -> Any:
     saved = sys.argv
     sys.argv = saved[:1]
     try:
-        import kserve
         import kserve.model_server  # noqa: F401  (the import that parses argv)
     finally:
         sys.argv = saved
-    return kserve
 
 
 def tensor_types(meta: BundleMetadata) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -66,7 +64,8 @@ def tensor_types(meta: BundleMetadata) -> tuple[list[dict[str, Any]], list[dict[
 
 def build_server_classes() -> tuple[type, type, type]:
     """The KServe subclasses, built after kserve is imported (see ``_import_kserve``)."""
-    kserve = _import_kserve()
+    _import_kserve()
+    from kserve import Model, ModelServer
     from kserve.constants.constants import INFERENCE_CONTENT_LENGTH_HEADER
     from kserve.errors import InvalidInput
     from kserve.protocol.dataplane import DataPlane
@@ -79,7 +78,7 @@ def build_server_classes() -> tuple[type, type, type]:
     )
     from kserve.utils.numpy_codec import to_np_dtype
 
-    class TesseraModel(kserve.Model):  # type: ignore[misc]
+    class TesseraModel(Model):  # type: ignore[misc]
         """One bundle; loads in a background thread so liveness answers while TF starts."""
 
         def __init__(self, name: str, model_path: str, metadata: BundleMetadata) -> None:
@@ -248,7 +247,7 @@ def build_server_classes() -> tuple[type, type, type]:
             request_outputs=outputs or None,
         )
 
-    class TesseraModelServer(kserve.ModelServer):  # type: ignore[misc]
+    class TesseraModelServer(ModelServer):  # type: ignore[misc]
         def __init__(self, *, host: str, **kwargs: Any) -> None:
             super().__init__(**kwargs)
             self.host = host
