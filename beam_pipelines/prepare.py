@@ -39,6 +39,7 @@ VECTOR_SUFFIXES = (".geojson", ".json", ".parquet", ".geoparquet", ".gpkg", ".sh
 CLASS_COLUMNS = ("class", "class_id", "label")
 # Later classes are burnt over earlier ones when vector polygons overlap.
 BURN_ORDER = (0, 3, 4, 2, 1)
+RECORDS_PER_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,31 @@ def patch_records(image: np.ndarray, labels: np.ndarray, origins: list[tuple[int
             "image": np.ascontiguousarray(img, dtype=np.float32).reshape(-1),
             "labels": lab.astype(np.int64).reshape(-1),
         }
+
+
+def to_record_batch(records: list[dict[str, np.ndarray]]) -> Any:
+    """Patches as one Arrow RecordBatch of list columns (tf.Transform's TFXIO input)."""
+    import pyarrow as pa
+
+    columns = []
+    for name in ("image", "labels"):
+        values = np.stack([r[name] for r in records])
+        offsets = np.arange(0, values.size + 1, values.shape[1], dtype=np.int32)
+        columns.append(pa.ListArray.from_arrays(pa.array(offsets), pa.array(values.ravel())))
+    return pa.RecordBatch.from_arrays(columns, ["image", "labels"])
+
+
+def tensor_adapter_config(patch_size: int) -> Any:
+    import pyarrow as pa
+    from tensorflow_transform.tf_metadata import schema_utils
+    from tfx_bsl.public import tfxio
+    from tfx_bsl.tfxio import tensor_representation_util
+
+    from models import preprocess
+
+    schema = schema_utils.schema_from_feature_spec(preprocess.raw_feature_spec(patch_size))
+    arrow = pa.schema([("image", pa.list_(pa.float32())), ("labels", pa.list_(pa.int64()))])
+    return tfxio.TensorAdapterConfig(arrow, tensor_representation_util.InferTensorRepresentationsFromSchema(schema))
 
 
 # --- reading scenes and labels --------------------------------------------------------
@@ -283,15 +309,14 @@ def _sample_fn(cfg: PrepareConfig) -> Any:
                 return
             Metrics.counter(NAMESPACE, "scenes_sampled").inc()
             Metrics.counter(NAMESPACE, f"patches_{job.split}").inc(len(records))
-            for record in records:
-                yield job.split, record
+            for i in range(0, len(records), RECORDS_PER_BATCH):
+                yield job.split, to_record_batch(records[i : i + RECORDS_PER_BATCH])
 
     return SamplePatches()
 
 
 def build_and_run(cfg: PrepareConfig, beam_args: list[str]) -> PrepareReport:
     import apache_beam as beam
-    import tensorflow_transform as tft
     import tensorflow_transform.beam as tft_beam
     from apache_beam.metrics.metric import MetricsFilter
     from apache_beam.options.pipeline_options import PipelineOptions
@@ -312,7 +337,7 @@ def build_and_run(cfg: PrepareConfig, beam_args: list[str]) -> PrepareReport:
     if not any(a.startswith("--runner") for a in beam_args):
         beam_args = ["--runner=DirectRunner", *beam_args]
     options = PipelineOptions(beam_args)
-    raw_meta = tft.DatasetMetadata.from_feature_spec(preprocess.raw_feature_spec(cfg.patch_size))
+    raw_meta = tensor_adapter_config(cfg.patch_size)
     pipeline = beam.Pipeline(options=options)
     with tft_beam.Context(temp_dir=f"{out}/tmp", force_tf_compat_v1=False):
         sampled = (
@@ -323,9 +348,9 @@ def build_and_run(cfg: PrepareConfig, beam_args: list[str]) -> PrepareReport:
         train = sampled.patches | "TrainOnly" >> beam.Filter(lambda kv: kv[0] == "train") | "DropKeyT" >> beam.Values()
         val = sampled.patches | "ValOnly" >> beam.Filter(lambda kv: kv[0] == "validation") | "DropKeyV" >> beam.Values()
         (train_t, transform_fn) = (train, raw_meta) | "Analyze" >> tft_beam.AnalyzeAndTransformDataset(
-            preprocess.make_preprocessing_fn()
+            preprocess.make_preprocessing_fn(), output_record_batches=True
         )
-        val_t = ((val, raw_meta), transform_fn) | "TransformVal" >> tft_beam.TransformDataset()
+        val_t = ((val, raw_meta), transform_fn) | "TransformVal" >> tft_beam.TransformDataset(output_record_batches=True)
         for name, data in (("train", train_t), ("validation", val_t)):
             _ = (
                 data
@@ -345,6 +370,7 @@ def build_and_run(cfg: PrepareConfig, beam_args: list[str]) -> PrepareReport:
     for path in fs.glob(f"{root}/problems*.txt"):
         with fs.open(path, "rt") as f:
             problems += [line.strip() for line in f if line.strip()]
+        fs.rm(path)  # the problems are in the raised error; keep the folder clean
     if fs.exists(f"{root}/tmp"):
         fs.rm(f"{root}/tmp", recursive=True)
     if problems:

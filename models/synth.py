@@ -74,6 +74,15 @@ def _smooth(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> n
     return out / (out.std() + 1e-12)
 
 
+def _blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of an ``(H, W, C)`` array (periodic edges, via FFT)."""
+    h, w = image.shape[:2]
+    fy = np.fft.fftfreq(h)[:, None]
+    fx = np.fft.rfftfreq(w)[None, :]
+    kernel = np.exp(-2 * (math.pi * sigma) ** 2 * (fy**2 + fx**2))[..., None]
+    return np.fft.irfft2(np.fft.rfft2(image, axes=(0, 1)) * kernel, s=(h, w), axes=(0, 1))
+
+
 def _segment_mask(h: int, w: int, p0: np.ndarray, p1: np.ndarray, half: float) -> tuple[tuple[slice, slice], np.ndarray] | None:
     """Pixels within ``half`` of the segment p0-p1 (row, col), as (bbox slices, mask)."""
     r0 = int(max(0, math.floor(min(p0[0], p1[0]) - half - 1)))
@@ -272,7 +281,8 @@ def synth_scene(seed: int, size: int = 512, index: int = 0) -> SynthScene:
     direction = rng.uniform(0, 2 * math.pi)
     ramp = (rr * math.sin(direction) + cc * math.cos(direction)) / size
     haze = rng.uniform(0, 500) * (ramp - ramp.min() + 0.3 * _smooth(rng, (h, w), 60))[..., None]
-    dn = refl * 10000 * gain + haze * np.array([1.0, 0.75, 0.55, 0.3]) + rng.normal(0, 12, (h, w, 4))
+    refl = _blur(refl, rng.uniform(0.4, 0.8))  # optics + pansharpening: edges are not crisp
+    dn = refl * 10000 * gain + haze * np.array([1.0, 0.75, 0.55, 0.3]) + rng.normal(0, 20, (h, w, 4))
     image = np.clip(np.rint(dn), 1, 4095).astype(np.uint16).transpose(2, 0, 1)
 
     # Acquisition footprint: a tilted rectangle; outside it is nodata.

@@ -10,7 +10,7 @@ from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 
 from transforms.core.errors import SceneError
-from transforms.core.grid import TileGrid, TileIndex
+from transforms.core.grid import TileGrid, TileIndex, round_up
 from transforms.core.outputs import TMP_DIR, SceneJob, join
 from transforms.core.products import ProductProfile
 from transforms.core.rasterio_io import inspect_scene
@@ -54,7 +54,10 @@ class _PlanScene(beam.DoFn):
             self.rejected.inc()
             yield pvalue.TaggedOutput(FAILED, (f"{profile.name}/{_safe_id(url)}", url, str(exc)))
             return
-        grid = TileGrid.for_model(info.height, info.width, s.tile_size, s.receptive_field, s.alignment)
+        # A scene smaller than one tile gets a tile just big enough (still aligned): the
+        # output is the same for any aligned tile size, the padding work is not.
+        tile = min(s.tile_size, round_up(max(info.height, info.width), s.alignment))
+        grid = TileGrid.for_model(info.height, info.width, tile, s.receptive_field, s.alignment)
         job = SceneJob(
             scene=info,
             product=profile.name,

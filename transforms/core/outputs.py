@@ -8,6 +8,7 @@ assets and the catalog after the Items, so whatever a reader finds is complete.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -72,23 +73,21 @@ def read_json(url: str) -> dict[str, Any] | None:
 
 
 def remove_tree(url: str) -> None:
+    """Remove ``url`` and then its parents up to ``.tessera-tmp`` while they are empty,
+    so a successful run leaves no trace (object stores have no empty folders anyway)."""
     fs, path = fsspec.core.url_to_fs(url)
-    try:
+    with contextlib.suppress(FileNotFoundError):
         if fs.exists(path):
             fs.rm(path, recursive=True)
-    except FileNotFoundError:
-        pass
-    if _is_local_fs(fs):
-        parent = os.path.dirname(path.rstrip("/"))
-        # drop empty temp parents so a successful run leaves no trace
-        while parent and os.path.basename(parent) != "" and os.path.isdir(parent):
-            try:
-                os.rmdir(parent)
-            except OSError:
-                break
-            if os.path.basename(parent) == TMP_DIR:
-                break
-            parent = os.path.dirname(parent)
+    path = path.rstrip("/")
+    while TMP_DIR in path.split("/")[:-1] or path.endswith(TMP_DIR):
+        parent, _, name = path.rpartition("/")
+        with contextlib.suppress(OSError):
+            if fs.isdir(path) and not fs.ls(path, detail=False):
+                fs.rmdir(path)
+        if name == TMP_DIR or not parent:
+            break
+        path = parent
 
 
 @dataclass(frozen=True)

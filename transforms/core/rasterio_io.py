@@ -187,12 +187,12 @@ class SceneReader:
         self.url = url
         self.bands = bands
         self.scale = scale
-        self._env = rasterio.Env(**GDAL_ENV)
-        self._env.__enter__()
+        # rasterio environments are thread-local and Beam may tear a DoFn down on another
+        # thread, so each call enters its own Env instead of holding one open.
         try:
-            self._ds = open_dataset(url)
+            with rasterio.Env(**GDAL_ENV):
+                self._ds = open_dataset(url)
         except RasterioError as exc:
-            self._env.__exit__(None, None, None)
             raise SceneReadError(url, f"cannot be opened ({exc})") from exc
         # GDAL derives a mask from alpha only for gray+alpha and RGB+alpha layouts;
         # an alpha band anywhere else (e.g. band 5 of B,G,R,NIR,alpha) is ours to apply.
@@ -203,10 +203,11 @@ class SceneReader:
         """``(bands, h, w)`` float32 values and ``(h, w)`` bool validity for ``window``."""
         unique = sorted(set(self.bands))
         try:
-            data = self._ds.read(unique, window=window)
-            mask = self._ds.dataset_mask(window=window) != 0
-            if self._alpha is not None:
-                mask &= self._ds.read(self._alpha, window=window) != 0
+            with rasterio.Env(**GDAL_ENV):
+                data = self._ds.read(unique, window=window)
+                mask = self._ds.dataset_mask(window=window) != 0
+                if self._alpha is not None:
+                    mask &= self._ds.read(self._alpha, window=window) != 0
         except RasterioError as exc:
             raise SceneReadError(self.url, f"pixels could not be read at {window} ({exc})") from exc
         order = [unique.index(b) for b in self.bands]
@@ -217,4 +218,3 @@ class SceneReader:
 
     def close(self) -> None:
         self._ds.close()
-        self._env.__exit__(None, None, None)
