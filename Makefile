@@ -25,10 +25,10 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/uv pip install --python $(PY) -e '.[all,dev]'
 	@touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(STAMP) web-deps
 	$(VENV)/bin/tessera demo $(DEMO_ARGS)
 
-test: $(STAMP) lint lint-infra test-py
+test: $(STAMP) web-deps lint lint-infra test-py
 
 test-py: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
@@ -48,6 +48,8 @@ model: $(STAMP)
 
 # Helm/Terraform/Docker checks in their own venv (checkov clashes with our deps).
 include mk/infra.mk
+# The map page's web-map library (npm) and Chromium for its browser test.
+include mk/web.mk
 
 clean:
 	rm -rf $(VENV) .venv-infra .tools node_modules demo-output bench-output

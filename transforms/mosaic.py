@@ -29,11 +29,10 @@ from transforms.core.mosaic import (
     plan_contributions,
     policy_class,
 )
-from transforms.core.mosaic_io import (
+from transforms.core.mosaic_io import tile_is_current, tile_manifest
+from transforms.core.mosaic_outputs import (
     TileRecord,
     record_for_current_tile,
-    tile_is_current,
-    tile_manifest,
     write_collection,
     write_tile,
 )

@@ -25,13 +25,16 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
+import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
 from transforms.core.errors import ConfigError
+from transforms.core.rasterio_io import GDAL_ENV, open_dataset
 
 NODATA = 255
 # Two grids are "the same" when origins differ by less than this fraction of a pixel.
@@ -406,10 +409,6 @@ def build_tile(
     priority: Sequence[str] = (),
 ) -> TileResult:
     """Assemble one mosaic tile from its contributions (reads only their windows)."""
-    import rasterio
-
-    from transforms.core.rasterio_io import GDAL_ENV
-
     strategy = policy_class(policy)(grid.tile_size, priority)
     contributors: list[str] = []
     reads = 0
@@ -434,10 +433,6 @@ def build_tile(
 
 
 def _read_window(url: str, contribution: Contribution, grid: TargetGrid, key: MosaicTileKey) -> np.ndarray:
-    from rasterio.vrt import WarpedVRT
-
-    from transforms.core.rasterio_io import open_dataset
-
     c, r, w, h = contribution.dst
     with open_dataset(url) as ds:
         if contribution.src is not None:
