@@ -6,6 +6,7 @@
 #   docker build -f docker/worker.Dockerfile -t REGISTRY/tessera-worker:TAG .
 #
 # Stages:
+#   web    npm ci of the lockfile: Leaflet for the products service's map page.
 #   beam   the pinned Beam SDK image; only its boot launcher (/opt/apache/beam) is taken,
 #          as Dataflow's custom-container docs describe. Its Python (3.11) matches ours.
 #   build  compilers + a venv with `pip install .[all]` (wheels for every heavy dep,
@@ -13,6 +14,12 @@
 #   final  slim runtime: the venv, the launcher, a non-root user. No compilers, no pip cache.
 
 FROM apache/beam_python3.11_sdk:2.77.0 AS beam
+
+# The map page's web-map library, from the lockfile (node_modules is not in the context).
+FROM node:20.19.5-bookworm-slim AS web
+WORKDIR /web
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund --loglevel=error
 
 FROM python:3.11.13-slim-bookworm AS build
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
@@ -51,13 +58,15 @@ RUN groupadd --system --gid 10001 tessera \
       --shell /usr/sbin/nologin tessera
 COPY --from=beam /opt/apache/beam /opt/apache/beam
 COPY --from=build /opt/venv /opt/venv
+COPY --from=web /web/node_modules/leaflet /opt/web/node_modules/leaflet
 ENV VIRTUAL_ENV=/opt/venv \
     PATH="/opt/venv/bin:${PATH}" \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     HOME=/tmp \
     TMPDIR=/tmp \
-    CPL_TMPDIR=/tmp
+    CPL_TMPDIR=/tmp \
+    TESSERA_PRODUCTS_NODE_MODULES=/opt/web/node_modules
 WORKDIR /tmp
 USER 10001:10001
 EXPOSE 8080
