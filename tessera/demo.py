@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import sys
@@ -86,11 +87,16 @@ def deliveries() -> list[Delivery]:
     return out
 
 
+def _staged_tiles(output: Path) -> int:
+    staging = output / ".tessera-tmp"
+    return sum(1 for _ in staging.rglob("*.npy")) if staging.exists() else 0
+
+
 def _wait_for_jobs(service: Any, launcher: Any, job_ids: list[str], tally: Tally, start: float, output: Path) -> None:
-    """Show job states and staged tiles until the launcher is idle."""
+    """Show job state changes, and the tiles running jobs have staged, until all end."""
     last: dict[str, str] = {}
+    shown_tiles, shown_at = -1, 0.0
     while True:
-        idle = launcher.pending() == 0
         for job_id in job_ids:
             job = service.ledger.get(job_id)
             if job is None or last.get(job_id) == job.state:
@@ -98,15 +104,18 @@ def _wait_for_jobs(service: Any, launcher: Any, job_ids: list[str], tally: Tally
             last[job_id] = job.state
             tally.jobs[job_id] = job.state
             extra = ""
-            if job.state == "running":
-                staged = sum(1 for _ in (output / ".tessera-tmp").rglob("*.npy")) if (output / ".tessera-tmp").exists() else 0
-                extra = f" ({staged} tiles staged so far)"
             if job.state == "failed":
-                tally.job_errors[job_id] = (job.error or "").strip().splitlines()[-1:][0] if job.error else ""
+                lines = (job.error or "").strip().splitlines()
+                tally.job_errors[job_id] = lines[-1] if lines else "failed"
                 extra = f": {tally.job_errors[job_id]}"
             _say(start, f"  job {job_id[:8]} {job.product:<11} {Path(job.url).name:<22} {job.state}{extra}")
-        if idle and all(last.get(j) in ("succeeded", "failed") for j in job_ids):
+        if launcher.pending() == 0 and all(last.get(j) in ("succeeded", "failed") for j in job_ids):
             return
+        staged = _staged_tiles(output)
+        if staged != shown_tiles and time.monotonic() - shown_at > 3 and staged:
+            running = sum(1 for j in job_ids if last.get(j) == "running")
+            _say(start, f"    {running} job(s) running: {staged} tile(s) inferred and staged")
+            shown_tiles, shown_at = staged, time.monotonic()
         time.sleep(0.3)
 
 
@@ -134,6 +143,8 @@ def run_demo(workdir: Path, *, serve: bool, host: str, port: int, products: list
     from services.trigger.watch import Watcher
 
     start = time.monotonic()
+    # the demo prints each outcome itself; the service's own warnings would repeat them
+    logging.getLogger("services.trigger").setLevel(logging.ERROR)
     landing = workdir / "landing"
     output = workdir / "output"
     landing.mkdir(parents=True, exist_ok=True)
