@@ -28,8 +28,9 @@ from transforms.core.errors import (
 )
 
 # GDAL's block cache defaults to 5 % of RAM; cap it so memory follows tile size.
+# rasterio hands an int GDAL_CACHEMAX to GDALSetCacheMax64, which counts bytes, not MB.
 GDAL_ENV = {
-    "GDAL_CACHEMAX": int(os.environ.get("TESSERA_GDAL_CACHEMAX_MB", "64")),
+    "GDAL_CACHEMAX": int(os.environ.get("TESSERA_GDAL_CACHEMAX_MB", "64")) * 2**20,
     "GDAL_PAM_ENABLED": "NO",
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
     "GDAL_NUM_THREADS": "1",

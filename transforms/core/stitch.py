@@ -36,8 +36,9 @@ def crop_prediction(
     """
     rows, cols = grid.crop_slices(index)
     core = probabilities[rows, cols, :]
-    classes = np.argmax(core, axis=-1).astype(np.uint8)
-    confidence = np.rint(core.max(axis=-1) * 254.0).astype(np.uint8)
+    best = np.argmax(core, axis=-1)
+    classes = best.astype(np.uint8)
+    confidence = np.rint(np.take_along_axis(core, best[..., None], -1)[..., 0] * 254.0).astype(np.uint8)
     classes[~valid] = NODATA
     confidence[~valid] = NODATA
     return np.stack([classes, confidence])
@@ -91,8 +92,7 @@ def assemble_cogs(
         "tiled": True,
         "blockxsize": 256,
         "blockysize": 256,
-        "compress": "deflate",
-        "sparse_ok": False,
+        "sparse_ok": False,  # staging only: left uncompressed, the COG copy compresses
     }
     with rasterio.Env(**GDAL_ENV):
         staging = {p: os.path.join(workdir, f"stage-{p}.tif") for p in outputs}
@@ -116,7 +116,7 @@ def assemble_cogs(
                 blocksize=COG_BLOCK,
                 overview_resampling="nearest",
                 resampling="nearest",
-                num_threads=1,
+                num_threads="ALL_CPUS",
             )
             os.remove(staging[p])
 
