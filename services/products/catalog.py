@@ -17,7 +17,8 @@ import rasterio
 
 from transforms.core.errors import TesseraError
 from transforms.core.mosaic import NODATA, ClassEntry, colormap_for
-from transforms.core.mosaic_io import class_entries, classification_classes, join_url, read_json
+from transforms.core.mosaic_io import class_entries, classification_classes, join_url
+from transforms.core.outputs import read_json
 from transforms.core.postprocess import blocks, row_areas_m2
 from transforms.core.rasterio_io import GDAL_ENV, open_dataset
 

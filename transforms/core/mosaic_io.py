@@ -1,9 +1,9 @@
 """Mosaic inputs: find per-scene outputs through STAC; tile manifests (what a mosaic
-tile is made of, hashed); atomic writes over fsspec.
+tile is made of, hashed).
 
-Every write is atomic (a temp name then a rename on files; one object PUT on object
-stores) and ``write_if_changed`` skips writes that would not change the bytes, so a
-rerun with nothing new rewrites nothing. The outputs themselves are written by
+Writes go through ``transforms.core.outputs`` (atomic on files and object stores);
+``write_if_changed`` skips writes that would not change the bytes, so a rerun with
+nothing new rewrites nothing. The outputs themselves are written by
 ``mosaic_outputs``.
 """
 
@@ -12,9 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import posixpath
-import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -32,14 +30,15 @@ from transforms.core.mosaic import (
     SceneOutput,
     TargetGrid,
 )
-from transforms.core.rasterio_io import GDAL_ENV, is_local, local_path, open_dataset
+from transforms.core.outputs import read_json, write_bytes
+from transforms.core.rasterio_io import GDAL_ENV, open_dataset
 
 log = logging.getLogger(__name__)
 
 MANIFEST_FORMAT = 1
 
 
-# --- URLs and atomic writes ----------------------------------------------------------
+# --- URLs and writes ----------------------------------------------------------
 
 
 def join_url(base: str, href: str) -> str:
@@ -51,42 +50,6 @@ def join_url(base: str, href: str) -> str:
     return f"{scheme}{sep}{joined}" if sep else joined
 
 
-def read_json(url: str) -> dict[str, Any] | None:
-    try:
-        with fsspec.open(url, "rt") as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def atomic_write_bytes(url: str, data: bytes) -> None:
-    if is_local(url):
-        path = local_path(url)
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-        return
-    with fsspec.open(url, "wb") as f:  # one object PUT: readers see old or new, never half
-        f.write(data)
-
-
-def atomic_put_file(local: str, url: str) -> None:
-    if is_local(url):
-        path = local_path(url)
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-        with open(local, "rb") as src, open(tmp, "wb") as dst:
-            while chunk := src.read(1 << 20):
-                dst.write(chunk)
-        os.replace(tmp, path)
-        return
-    fs, path = fsspec.core.url_to_fs(url)
-    fs.put_file(local, path)
-
-
 def write_if_changed(url: str, data: bytes) -> bool:
     """Write unless the object already holds exactly these bytes; True if written."""
     try:
@@ -95,12 +58,8 @@ def write_if_changed(url: str, data: bytes) -> bool:
                 return False
     except FileNotFoundError:
         pass
-    atomic_write_bytes(url, data)
+    write_bytes(url, data)
     return True
-
-
-def dumps(doc: dict[str, Any]) -> bytes:
-    return (json.dumps(doc, indent=2, sort_keys=False) + "\n").encode()
 
 
 def asset_identity(url: str) -> AssetIdentity:

@@ -29,16 +29,10 @@ from transforms.core.mosaic import (
     TargetGrid,
     colormap_for,
 )
-from transforms.core.mosaic_io import (
-    atomic_put_file,
-    atomic_write_bytes,
-    classification_classes,
-    dumps,
-    read_json,
-    tile_dir,
-    write_if_changed,
-)
+from transforms.core.mosaic_io import classification_classes, tile_dir, write_if_changed
+from transforms.core.outputs import put_file, read_json, write_bytes
 from transforms.core.rasterio_io import GDAL_ENV
+from transforms.core.stac import dumps
 
 COG_MEDIA_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
 STAC_VERSION = "1.1.0"
@@ -134,7 +128,7 @@ def write_tile(
     with tempfile.TemporaryDirectory(prefix="tessera-mosaic-") as tmp:
         cog = os.path.join(tmp, "classes.tif")
         write_cog(cog, classes, crs_wkt=grid.crs_wkt, transform=transform, colormap=colormap_for(class_table))
-        atomic_put_file(cog, f"{folder}/classes.tif")
+        put_file(cog, f"{folder}/classes.tif")
         files += 1
         if profile is not None and profile.postprocess:
             out_dir = os.path.join(tmp, "post")
@@ -142,7 +136,7 @@ def write_tile(
             extra_assets, extra_props = postprocess_apply(profile, cog, out_dir, [names.get(i, str(i)) for i in range(max(names, default=-1) + 1)])
             for asset_key, asset in extra_assets.items():
                 name = asset["href"].removeprefix("./")
-                atomic_put_file(os.path.join(out_dir, name), f"{folder}/{name}")
+                put_file(os.path.join(out_dir, name), f"{folder}/{name}")
                 files += 1
                 assets[asset_key] = asset
             props.update(extra_props)
@@ -180,8 +174,8 @@ def write_tile(
         "assets": assets,
         "collection": f"{product}-mosaic",
     }
-    atomic_write_bytes(f"{folder}/{key}.json", dumps(item))
-    atomic_write_bytes(f"{folder}/manifest.json", dumps(manifest))
+    write_bytes(f"{folder}/{key}.json", dumps(item))
+    write_bytes(f"{folder}/manifest.json", dumps(manifest))
     return TileRecord(key, True, tuple(bbox), times[0], times[-1], files + 2)  # type: ignore[arg-type]
 
 
@@ -258,7 +252,7 @@ def link_catalog(output_url: str, collection_id: str) -> bool:
     if any(link.get("rel") == "child" and link.get("href") == href for link in links):
         return False
     links.append({"rel": "child", "href": href, "type": "application/json", "title": f"{collection_id}"})
-    atomic_write_bytes(url, dumps(catalog))
+    write_bytes(url, dumps(catalog))
     return True
 
 
