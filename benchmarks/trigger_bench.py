@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import json
 import random
-import socket
 import sys
 import tempfile
 import threading
@@ -36,6 +35,7 @@ from services.trigger.app import create_app
 from services.trigger.config import TriggerSettings
 from services.trigger.launchers import Launcher
 from services.trigger.ledger import Job, SqliteLedger, now
+from tessera.ports import free_port
 
 FINALIZED = "google.cloud.storage.object.v1.finalized"
 
@@ -94,12 +94,6 @@ MALFORMED: list[tuple[dict[str, str], bytes]] = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
@@ -151,7 +145,7 @@ def measure(n_events: int = 1000, *, dup_fraction: float = 0.3, malformed_fracti
             server_latency.append(time.perf_counter() - started)
 
     service.handle = timed_handle
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error",
                                            access_log=False, limit_concurrency=1000))
     thread = threading.Thread(target=server.run, daemon=True)

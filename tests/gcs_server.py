@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import time
 import urllib.request
@@ -23,13 +22,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tessera.ports import free_port
+
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _binary() -> str:
@@ -47,7 +42,7 @@ def run_fake_gcs(tmp_dir: str | os.PathLike[str], *, timeout_s: float = 15.0) ->
     """
     root = Path(tmp_dir) / "fake-gcs-root"
     root.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
         [_binary(), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port),

@@ -18,11 +18,12 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.ml.inference.base import RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.util import assert_that, equal_to
-from kserve_util import REPO, FaultProxy, Predictor, free_port, shared_predictor
+from kserve_util import REPO, FaultProxy, Predictor, shared_predictor
 
 from models.bundle import read_metadata
 from models.handlers import BundleModelHandler
 from models.kserve_handler import KServeModelHandler
+from tessera.ports import free_port
 from transforms.core.errors import BundleError, RemoteModelError
 
 pytestmark = pytest.mark.e2e

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import rasterio
 from helpers import synthetic_scene
-from kserve_util import FaultProxy, Predictor, free_port, shared_predictor
+from kserve_util import FaultProxy, Predictor, shared_predictor
 
 from beam_pipelines.infer import main as infer_main
 from beam_pipelines.infer import run_infer
+from tessera.ports import free_port
 
 pytestmark = pytest.mark.e2e
 

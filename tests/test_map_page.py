@@ -3,7 +3,6 @@ playwright-core (services/products/map_page.js), tiles requested, drawn, screens
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -20,14 +19,9 @@ from beam_pipelines.mosaic import run_mosaic
 from services.products import screenshot
 from services.products.app import ProductsSettings, create_app
 from services.products.screenshot import browser_problem
+from tessera.ports import free_port
 
 pytestmark = pytest.mark.e2e
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +33,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     classes = S.synthetic_classes(300, 300, 4, blob=20)
     S.write_scene_outputs(root, [S.Scene("city", classes, S.grid_transform(0, 0), "2024-01-01T00:00:00Z")])
     run_mosaic(str(root), str(root), tile_size=256)
-    port = _free_port()
+    port = free_port()
     app = create_app(ProductsSettings(catalog=str(root), port=port))
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
