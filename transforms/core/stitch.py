@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -119,11 +119,6 @@ def assemble_cogs(
                 num_threads="ALL_CPUS",
             )
             os.remove(staging[p])
-
-
-def iter_windows(grid: TileGrid) -> Iterator[tuple[TileIndex, Window]]:
-    for index in grid.indices():
-        yield index, grid.core(index)
 
 
 def quicklook_png(cog_path: str, colormap: dict[int, tuple[int, int, int, int]], max_side: int = 1024) -> bytes:
