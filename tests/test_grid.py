@@ -8,7 +8,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from transforms.core.errors import ConfigError
-from transforms.core.grid import TileGrid, TileIndex, expand_window, halo_for, reflect_indices
+from transforms.core.grid import (
+    TileGrid,
+    TileIndex,
+    expand_window,
+    fill_model_input,
+    halo_for,
+    reflect_indices,
+)
 
 sizes = st.integers(min_value=1, max_value=97)
 alignments = st.sampled_from([1, 2, 4, 8])
@@ -74,3 +81,24 @@ def test_outside_index_is_rejected() -> None:
     grid = TileGrid(10, 10, 4, 0, 1)
     with pytest.raises(ConfigError):
         grid.core(TileIndex(3, 0))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    height=st.integers(1, 40),
+    width=st.integers(1, 40),
+    tile=st.sampled_from([1, 2, 4, 8, 16]),
+    halo=st.sampled_from([0, 1, 3, 8, 50]),
+    data=st.data(),
+)
+def test_fill_model_input_equals_expand_window(height: int, width: int, tile: int, halo: int, data) -> None:
+    """The strided, casting fill the reader uses equals the gathered mirror, run for run."""
+    grid = TileGrid(height, width, tile, halo)
+    index = data.draw(st.sampled_from(list(grid.indices())))
+    scene = np.arange(3 * height * width, dtype=np.uint16).reshape(3, height, width)
+    window = grid.read_window(index)
+    read = scene[:, window.row_off : window.row_off + window.height, window.col_off : window.col_off + window.width]
+    expected = np.moveaxis(expand_window(read, grid, index), 0, -1).astype(np.float32)
+    side = grid.padded_size
+    got = fill_model_input(read, grid, index, np.empty((side, side, 3), dtype=np.float32))
+    assert np.array_equal(got, expected)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -88,3 +89,28 @@ def test_model_info_prints_metadata_with_path(tiny_bundle) -> None:
     shipped = json.loads(subprocess.run([sys.executable, "-m", "tessera", "model", "info"],
                                         capture_output=True, text=True, check=True).stdout)
     assert shipped["path"].endswith("models/bundles/default") and len(shipped["bands"]) == 4
+
+
+@pytest.mark.parametrize("dtype,nodata", [("uint16", 0), ("int16", -9999), ("float32", -1.5), ("float32", float("nan"))])
+def test_mask_from_pixels_equals_gdal_dataset_mask(tmp_path: Path, dtype: str, nodata: float) -> None:
+    """The reader derives the per-band-nodata mask from the pixels it read; it must be
+    exactly GDAL's dataset mask, including pixels where only some bands are nodata."""
+    rng = np.random.default_rng(3)
+    data = rng.integers(1, 50, (3, 40, 50)).astype(dtype)
+    holes = rng.random((3, 40, 50))
+    data[holes < 0.3] = nodata  # some pixels nodata in one or two bands only
+    data[:, :5, :] = nodata  # a strip nodata in every band
+    path = tmp_path / "nodata.tif"
+    profile = {"driver": "GTiff", "width": 50, "height": 40, "count": 3, "dtype": dtype, "nodata": nodata,
+               "crs": "EPSG:32631", "transform": rasterio.Affine(10, 0, 500000, 0, -10, 4600000)}
+    with rasterio.open(path, "w", **profile) as ds:
+        ds.write(data)
+    window = Window(3, 2, 40, 30)
+    with rasterio.open(path) as ds:
+        expected = ds.dataset_mask(window=window) != 0
+    reader = SceneReader(str(path), [3, 1, 2])
+    assert reader._nodata_mask
+    _, valid = reader.read(window)
+    reader.close()
+    assert np.array_equal(valid, expected)
+    assert not valid[:3].any() and valid.any() and not valid.all()

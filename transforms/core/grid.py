@@ -167,3 +167,35 @@ def expand_window(read: np.ndarray, grid: TileGrid, index: TileIndex) -> np.ndar
     ):
         return read
     return read[..., local_rows[:, None], local_cols[None, :]]
+
+
+def index_runs(indices: np.ndarray) -> list[tuple[slice, slice]]:
+    """Split a 1-D index array into ``(destination, source)`` slice pairs, one per run of
+    consecutive indices going up or down (a mirrored axis is at most a few runs)."""
+    runs: list[tuple[slice, slice]] = []
+    n, start = len(indices), 0
+    while start < n:
+        step = int(indices[start + 1] - indices[start]) if start + 1 < n else 1
+        if step not in (1, -1):
+            step = 1
+        stop = start + 1
+        while stop < n and indices[stop] - indices[stop - 1] == step:
+            stop += 1
+        first, last = int(indices[start]), int(indices[stop - 1])
+        source = slice(first, last + 1) if step == 1 else slice(first, last - 1 if last > 0 else None, -1)
+        runs.append((slice(start, stop), source))
+        start = stop
+    return runs
+
+
+def fill_model_input(read: np.ndarray, grid: TileGrid, index: TileIndex, out: np.ndarray) -> np.ndarray:
+    """Write ``expand_window(read, grid, index)`` into ``out`` laid out ``(T+2h, T+2h, C)``
+    in ``out``'s dtype: one strided, casting copy per mirrored run, no gathered temporary."""
+    rows, cols = grid.source_indices(index)
+    window = grid.read_window(index)
+    row_runs = index_runs(rows - int(window.row_off))
+    col_runs = index_runs(cols - int(window.col_off))
+    for dst_r, src_r in row_runs:
+        for dst_c, src_c in col_runs:
+            out[dst_r, dst_c, :] = np.moveaxis(read[:, src_r, src_c], 0, -1)
+    return out

@@ -7,16 +7,18 @@ folder, fake-gcs-server and GCS. Nothing here reads more than the window asked f
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import re
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 import fsspec
 import numpy as np
 import rasterio
-from rasterio.enums import ColorInterp
+from rasterio.enums import ColorInterp, MaskFlags
 from rasterio.errors import RasterioError, RasterioIOError
 from rasterio.windows import Window
 
@@ -56,6 +58,16 @@ def scene_id_for(url: str) -> str:
             stem = stem[: -len(ext)]
             break
     return re.sub(r"[^a-z0-9_-]", "-", stem.lower()) or "scene"
+
+
+# rasterio's Python-file opener (fsspec URLs: gs://, memory://) keeps a registry that
+# breaks when two threads open or close such datasets at once (KeyError in
+# DatasetBase.stop); its reads hold the GIL anyway, so those datasets go one at a time.
+_OPENER_LOCK = threading.RLock()
+
+
+def _serialised(url: str) -> Any:
+    return contextlib.nullcontext() if is_local(url) else _OPENER_LOCK
 
 
 def open_dataset(url: str) -> Any:
@@ -191,7 +203,7 @@ class SceneReader:
         # rasterio environments are thread-local and Beam may tear a DoFn down on another
         # thread, so each call enters its own Env instead of holding one open.
         try:
-            with rasterio.Env(**GDAL_ENV):
+            with _serialised(url), rasterio.Env(**GDAL_ENV):
                 self._ds = open_dataset(url)
         except RasterioError as exc:
             raise SceneReadError(url, f"cannot be opened ({exc})") from exc
@@ -199,23 +211,63 @@ class SceneReader:
         # an alpha band anywhere else (e.g. band 5 of B,G,R,NIR,alpha) is ours to apply.
         interp = list(self._ds.colorinterp)
         self._alpha = interp.index(ColorInterp.alpha) + 1 if ColorInterp.alpha in interp else None
+        # When every band's mask is just "not nodata" and we read every band anyway, the
+        # dataset mask (valid where any band is not nodata) comes from the pixels in hand;
+        # asking GDAL re-decodes each block whenever a tile is larger than its cache.
+        flags = [list(f) for f in self._ds.mask_flag_enums]
+        self._all_valid = all(f == [MaskFlags.all_valid] for f in flags) and self._alpha is None
+        self._nodata_mask = (
+            all(f == [MaskFlags.nodata] for f in flags)
+            and self._alpha is None
+            and sorted(set(bands)) == list(range(1, self._ds.count + 1))
+        )
 
-    def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
-        """``(bands, h, w)`` float32 values and ``(h, w)`` bool validity for ``window``."""
+    def read(self, window: Window, *, raw: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """``(bands, h, w)`` float32 values (times the scale) and ``(h, w)`` bool validity
+        for ``window``; with ``raw=True`` the values keep the source dtype, unscaled
+        (the caller converts them in one pass where it lays them out)."""
         unique = sorted(set(self.bands))
         try:
-            with rasterio.Env(**GDAL_ENV):
+            with _serialised(self.url), rasterio.Env(**GDAL_ENV):
                 data = self._ds.read(unique, window=window)
-                mask = self._ds.dataset_mask(window=window) != 0
+                if self._nodata_mask:
+                    mask = _valid_where_any_band(data, [self._ds.nodatavals[b - 1] for b in unique])
+                elif self._all_valid:
+                    mask = np.ones(data.shape[1:], dtype=bool)
+                else:
+                    mask = self._ds.dataset_mask(window=window) != 0
                 if self._alpha is not None:
                     mask &= self._ds.read(self._alpha, window=window) != 0
         except RasterioError as exc:
             raise SceneReadError(self.url, f"pixels could not be read at {window} ({exc})") from exc
         order = [unique.index(b) for b in self.bands]
-        values = data[order].astype(np.float32)
+        if order != list(range(len(unique))):
+            data = data[order]
+        if raw:
+            return data, mask
+        values = data.astype(np.float32)
         if self.scale != 1.0:
             values *= np.float32(self.scale)
         return values, mask
 
     def close(self) -> None:
-        self._ds.close()
+        with _serialised(self.url):
+            self._ds.close()
+
+
+def _valid_where_any_band(data: np.ndarray, nodata: list[float | None]) -> np.ndarray:
+    """GDAL's dataset mask for per-band nodata: valid where any band holds data (NaN
+    nodata matches NaN; the value is compared in the band's own type, as GDAL does)."""
+    valid = np.zeros(data.shape[1:], dtype=bool)
+    for band, value in zip(data, nodata, strict=True):
+        if value is None:
+            return np.ones(data.shape[1:], dtype=bool)
+        if np.isnan(value):
+            valid |= ~np.isnan(band)
+        elif np.issubdtype(band.dtype, np.integer) and not (
+            np.iinfo(band.dtype).min <= value <= np.iinfo(band.dtype).max and float(value).is_integer()
+        ):
+            return np.ones(data.shape[1:], dtype=bool)  # a nodata no pixel can hold
+        else:
+            valid |= band != np.asarray(value).astype(band.dtype)
+    return valid
