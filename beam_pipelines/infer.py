@@ -27,7 +27,7 @@ from transforms.core.products import load_profile
 from transforms.core.rasterio_io import DEFAULT_MAX_PIXELS
 from transforms.inference import RunModel
 from transforms.plan import FAILED, PlanScenes, PlanSettings, PlanTiles
-from transforms.read import SKIPPED, ReadTiles
+from transforms.read import SKIPPED, TILE_ARRAY, ReadTiles
 from transforms.write import FinaliseScenes, UpdateCatalog, WriteTiles, crop_halo
 
 
@@ -55,14 +55,14 @@ def _handler(inference: str, model_path: str, kserve_url: str | None, batch_size
     if inference == "local":
         from models.handlers import BundleModelHandler
 
-        return BundleModelHandler(model_path, max_batch_size=batch_size)
+        return BundleModelHandler(model_path, max_batch_size=batch_size, planes=True)
     if inference == "kserve":
         if not kserve_url:
             raise ConfigError("--inference kserve needs --kserve-url http://HOST:PORT")
         from models.kserve_handler import KServeModelHandler
 
         # the server must serve this bundle's contract: checked at load time, naming the URL
-        return KServeModelHandler(kserve_url, meta.name, max_batch_size=batch_size, metadata=meta)
+        return KServeModelHandler(kserve_url, meta.name, max_batch_size=batch_size, metadata=meta, planes=True)
     raise ConfigError(f"--inference must be 'local' or 'kserve', got {inference!r}")
 
 
@@ -87,8 +87,12 @@ def build_pipeline(
     batch_size: int = 8,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: bool = False,
+    preload_model: bool = False,
 ) -> beam.PCollection:
-    """Wire the inference graph onto ``p``; returns the per-scene results."""
+    """Wire the inference graph onto ``p``; returns the per-scene results.
+
+    ``preload_model``: start loading the in-process model now (only when ``p`` runs in
+    this process: DirectRunner without multi_processing)."""
     if not scenes:
         raise ConfigError("give at least one scene: --scenes URL [URL ...]")
     profile = load_profile(product).with_overrides(bands=bands, scale=scale, model=model)
@@ -123,7 +127,7 @@ def build_pipeline(
     predicted, inference_failed = read.tiles | "RunInference" >> RunModel(handler)
     written = (
         predicted
-        | "CropHalo" >> beam.Map(crop_halo)
+        | "CropHalo" >> beam.Map(crop_halo).with_output_types(TILE_ARRAY)
         | "WriteTiles" >> WriteTiles(progress=progress)
     )
     skipped = read[SKIPPED] | "NoDataTiles" >> beam.Map(lambda t: (t.job.key, TileRecord(t.index, False)))
@@ -138,6 +142,8 @@ def build_pipeline(
         "failed": failures,
     } | "FinaliseScenes" >> FinaliseScenes(meta.model_dump(mode="json"), postprocess)
     staging = join(settings.output, TMP_DIR, settings.run_token)
+    if preload_model and hasattr(handler, "preload"):
+        handler.preload()
     return results | "UpdateCatalog" >> UpdateCatalog(settings.output, staging)
 
 
@@ -164,12 +170,28 @@ def run_infer(
     options = PipelineOptions(_with_default_runner(beam_args or []), save_main_session=False)
     start = time.perf_counter()
     p = beam.Pipeline(options=options)
-    build_pipeline(p, scenes, output, **kwargs)
-    result = p.run()
-    result.wait_until_finish()
+    in_process = _runs_in_this_process(options)
+    try:
+        # in this process, the model loads while Beam starts up
+        build_pipeline(p, scenes, output, preload_model=in_process, **kwargs)
+        result = p.run()
+        result.wait_until_finish()
+    finally:
+        if in_process:
+            from models.handlers import discard_preloaded
+
+            discard_preloaded()
     report = _report(result)
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _runs_in_this_process(options: PipelineOptions) -> bool:
+    from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
+
+    runner = options.view_as(StandardOptions).runner or "DirectRunner"
+    mode = options.view_as(DirectOptions).direct_running_mode
+    return str(runner).endswith("DirectRunner") and mode != "multi_processing"
 
 
 def _with_default_runner(args: list[str]) -> list[str]:

@@ -4,6 +4,10 @@ The in-process Beam handler (``models.handlers.BundleModelHandler``) and the KSe
 predictor both need "SavedModel directory -> numpy in, numpy out". This module is that
 function and nothing else, so the predictor image does not pull in Apache Beam and both
 paths run the very same TensorFlow call.
+
+It also holds the one definition of the output planes tessera publishes (see
+``probabilities_to_planes``): the pipeline asks for them straight from the model call,
+so the ``(T+2h)^2 x K`` float32 probabilities never leave TensorFlow.
 """
 
 from __future__ import annotations
@@ -16,6 +20,34 @@ import numpy as np
 from models.bundle import INPUT_NAME, OUTPUT_NAME, SIGNATURE, read_metadata, resolve_model_path
 from transforms.core.errors import BundleError
 
+CONFIDENCE_SCALE = 254.0  # confidence plane: round(max probability * 254); 255 is no-data
+
+
+def _planes_graph(probabilities: Any) -> Any:
+    """``(N, H, W, K)`` probabilities -> ``(N, 2, H, W)`` uint8: the class (argmax, the
+    first on ties) and the confidence ``round(max * 254)`` (half to even, like numpy)."""
+    import tensorflow as tf
+
+    best = tf.cast(tf.argmax(probabilities, axis=-1, output_type=tf.int32), tf.uint8)
+    confidence = tf.cast(tf.round(tf.reduce_max(probabilities, axis=-1) * CONFIDENCE_SCALE), tf.uint8)
+    return tf.stack([best, confidence], axis=1)
+
+
+_to_planes: Any = None
+
+
+def probabilities_to_planes(probabilities: np.ndarray) -> np.ndarray:
+    """The planes of probabilities computed elsewhere (a KServe answer): same graph,
+    so local and remote inference publish identical bytes."""
+    global _to_planes
+    import tensorflow as tf
+
+    if _to_planes is None:
+        _to_planes = tf.function(
+            _planes_graph, input_signature=[tf.TensorSpec([None, None, None, None], tf.float32)]
+        )
+    return _to_planes(tf.constant(np.asarray(probabilities, dtype=np.float32))).numpy()  # type: ignore[no-any-return]
+
 
 class LoadedBundle:
     """A loaded ``serving_default`` signature: float32 NHWC in, float32 NHWK out.
@@ -25,14 +57,26 @@ class LoadedBundle:
     """
 
     def __init__(self, loaded: Any, fn: Any, path: str) -> None:
+        import tensorflow as tf
+
         self._loaded = loaded
         self._fn = fn
         self.path = path
+        spec = [tf.TensorSpec([None, None, None, None], tf.float32)]
+        self._planes = tf.function(lambda x: _planes_graph(fn(**{INPUT_NAME: x})[OUTPUT_NAME]),
+                                   input_signature=spec)
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         import tensorflow as tf
 
         return self._fn(**{INPUT_NAME: tf.constant(batch)})[OUTPUT_NAME].numpy()
+
+    def planes(self, batch: np.ndarray) -> np.ndarray:
+        """``(N, 2, H, W)`` uint8 class and confidence planes, computed inside the same
+        TensorFlow call as the model (multi-threaded, no probabilities copied out)."""
+        import tensorflow as tf
+
+        return self._planes(tf.constant(batch)).numpy()  # type: ignore[no-any-return]
 
 
 def load_bundle(

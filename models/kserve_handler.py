@@ -1,7 +1,9 @@
 """Where the model runs when it runs remotely: a Beam ModelHandler over KServe V2 REST.
 
 Same element types as ``BundleModelHandler``: a float32 ``(H, W, C)`` raw tile in, a
-float32 ``(H, W, K)`` probability tile out, so the pipeline swaps one for the other.
+float32 ``(H, W, K)`` probability tile out (or, with ``planes=True``, the uint8 class and
+confidence planes, computed here by the same graph as in-process), so the pipeline
+swaps one for the other.
 Tensors travel with the V2 binary tensor extension (a JSON header, then raw
 little-endian bytes, ``Inference-Header-Content-Length`` saying where the JSON ends).
 
@@ -28,6 +30,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler
 
 from models.bundle import INPUT_NAME, OUTPUT_NAME, BundleMetadata
+from models.bundle_runtime import probabilities_to_planes
 from transforms.core.errors import BundleError, ConfigError, RemoteModelError
 
 NAMESPACE = "tessera"
@@ -267,6 +270,7 @@ class KServeModelHandler(ModelHandler[np.ndarray, np.ndarray, Any]):
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
         metadata: BundleMetadata | None = None,
         seed: int | None = None,
+        planes: bool = False,
     ) -> None:
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"--kserve-url must be an http(s):// URL, got {url!r}")
@@ -283,6 +287,7 @@ class KServeModelHandler(ModelHandler[np.ndarray, np.ndarray, Any]):
         self._max_request_bytes = max_request_bytes
         self._metadata = metadata
         self._seed = seed
+        self._planes = planes
 
     def load_model(self) -> RemoteModel:
         remote = RemoteModel(
@@ -318,8 +323,12 @@ class KServeModelHandler(ModelHandler[np.ndarray, np.ndarray, Any]):
     ) -> Iterable[np.ndarray]:
         results: list[np.ndarray] = []
         for chunk in model.chunks(batch):
-            results.extend(model.infer(chunk))
+            out = model.infer(chunk)
+            results.extend(probabilities_to_planes(out) if self._planes else out)
         return results
+
+    def get_num_bytes(self, batch: Sequence[np.ndarray]) -> int:
+        return int(sum(np.asarray(x).nbytes for x in batch))
 
     def batch_elements_kwargs(self) -> dict[str, Any]:
         return {"min_batch_size": 1, "max_batch_size": self._max_batch_size}

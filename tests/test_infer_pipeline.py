@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from apache_beam.ml.inference.base import ModelHandler
+from apache_beam.options.pipeline_options import PipelineOptions
 from helpers import reference_probabilities, synthetic_scene
 
 from beam_pipelines.infer import main as infer_main
@@ -139,3 +141,45 @@ def test_memory_filesystem_in_and_out(tiny_bundle, tmp_path) -> None:
     assert report.ok, report.failed
     assert fs.exists("/out/landcover/m/classes.tif") and fs.exists("/out/catalog.json")
     assert not fs.exists("/out/.tessera-tmp")
+
+
+class _FailingHandler(ModelHandler):
+    """A real ModelHandler whose model refuses batches holding a NaN tile."""
+
+    def __init__(self) -> None:
+        super().__init__(min_batch_size=1, max_batch_size=2)
+
+    def load_model(self) -> str:
+        return "model"
+
+    def run_inference(self, batch, model, inference_args=None):
+        if any(np.isnan(x).any() for x in batch):
+            raise ValueError("NaN in the input")
+        return [np.zeros((2, *x.shape[:2]), dtype=np.uint8) for x in batch]
+
+    def batch_elements_kwargs(self):
+        return {"min_batch_size": 1, "max_batch_size": 2}
+
+
+def test_run_model_batches_and_dead_letters_a_failed_batch_per_tile() -> None:
+    """Five tiles in batches of two; the batch holding the bad tile fails as a whole:
+    its two tiles come out of ``failed`` naming scene, tile and error, the others pass."""
+    from types import SimpleNamespace
+
+    import apache_beam as beam
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from transforms.inference import RunModel
+
+    def key(i: int) -> SimpleNamespace:
+        job = SimpleNamespace(key="landcover/s", scene=SimpleNamespace(url="file:///s.tif"))
+        return SimpleNamespace(task=SimpleNamespace(job=job, index=f"t{i}"))
+
+    tiles = [(key(i), np.full((4, 4, 3), np.nan if i == 2 else i, dtype=np.float32)) for i in range(5)]
+    with beam.Pipeline(options=PipelineOptions(["--runner=DirectRunner"])) as p:
+        predicted, failed = p | beam.Create(tiles, reshuffle=False) | RunModel(_FailingHandler())
+        assert_that(predicted | beam.Map(lambda kv: (kv[0].task.index, kv[1].shape)),
+                    equal_to([(f"t{i}", (2, 4, 4)) for i in (0, 1, 4)]), label="ok")
+        assert_that(failed, equal_to([
+            ("landcover/s", "file:///s.tif", f"file:///s.tif: tile t{i}: ValueError: NaN in the input") for i in (2, 3)
+        ]), label="dead letters")

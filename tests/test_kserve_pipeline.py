@@ -50,6 +50,7 @@ def test_kserve_writes_the_classes_local_does(
             tile_size=32,
             inference="kserve",
             kserve_url=proxy.url,
+            batch_size=2,  # 6 tiles: 3 requests
         )
     assert remote.ok, remote.failed
     assert proxy.counts["POST"] >= 2 and proxy.counts["503"] >= 1, proxy.counts

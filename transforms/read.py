@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import io
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import apache_beam as beam
 import numpy as np
-from apache_beam import pvalue
+from apache_beam import pvalue, typehints
 from apache_beam.metrics import Metrics
+from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms.core.errors import SceneError
-from transforms.core.grid import expand_window
+from transforms.core.grid import fill_model_input
 from transforms.core.rasterio_io import SceneReader
 from transforms.plan import FAILED, TileTask
 
@@ -30,15 +34,86 @@ class TileInput:
         return hash(self.task)
 
 
+class NdarrayCoder(beam.coders.Coder):  # type: ignore[misc]
+    """numpy arrays as ``.npy`` bytes, with a size estimate that does not encode.
+
+    Beam estimates the size of the first elements of every PCollection with its coder;
+    for ``Any`` that means pickling each 100+ MB tile in full (see the README's notes).
+    Tile arrays never cross a shuffle here, but a runner that does move them gets a
+    compact, pickle-free encoding.
+    """
+
+    def encode(self, value: np.ndarray) -> bytes:
+        buf = io.BytesIO()
+        np.save(buf, np.ascontiguousarray(value), allow_pickle=False)
+        return buf.getvalue()
+
+    def decode(self, encoded: bytes) -> np.ndarray:
+        return np.load(io.BytesIO(encoded), allow_pickle=False)  # type: ignore[no-any-return]
+
+    def estimate_size(self, value: np.ndarray) -> int:
+        return int(np.asarray(value).nbytes) + 128
+
+    def is_deterministic(self) -> bool:
+        return True
+
+    def to_type_hint(self) -> Any:
+        return np.ndarray
+
+
+beam.coders.registry.register_coder(np.ndarray, NdarrayCoder)
+# (TileInput | TileTask, array): what flows between reading, the model and cropping
+TILE_ARRAY = typehints.Tuple[Any, np.ndarray]
+
+
+@dataclass
+class _Read:
+    """What the reading thread found for one task; counters are updated by the caller
+    (Beam's metrics live on the thread that runs the DoFn)."""
+
+    task: TileTask
+    outcome: str  # "tile", SKIPPED or FAILED
+    value: Any
+    seconds: float = 0.0
+    pixels: int = 0
+
+
+def read_tile(reader: SceneReader, task: TileTask) -> _Read:
+    """The tile's ``(T+2h, T+2h, C)`` float32 model input and its core's validity."""
+    grid, index = task.job.grid, task.index
+    start = time.perf_counter()
+    window = grid.read_window(index)
+    try:
+        values, mask = reader.read(window, raw=True)
+    except SceneError as exc:
+        return _Read(task, FAILED, (task.job.key, task.job.scene.url, str(exc)))
+    seconds = time.perf_counter() - start
+    core = grid.core(index)
+    r0 = int(core.row_off - window.row_off)
+    c0 = int(core.col_off - window.col_off)
+    valid = mask[r0 : r0 + int(core.height), c0 : c0 + int(core.width)]
+    if not valid.any():
+        return _Read(task, SKIPPED, task, seconds)
+    side = grid.padded_size
+    out = fill_model_input(values, grid, index, np.empty((side, side, values.shape[0]), dtype=np.float32))
+    if task.job.scale != 1.0:
+        out *= np.float32(task.job.scale)
+    value = (TileInput(task, np.ascontiguousarray(valid)), out)
+    return _Read(task, "tile", value, seconds, int(core.height * core.width))
+
+
 class _ReadTiles(beam.DoFn):
     """Reads the in-scene window covering a tile's mirrored input, once per tile.
 
-    Open datasets are kept per worker (a few scenes at a time): opening a remote
-    GeoTIFF costs round trips. Tiles with no valid pixel are counted and emitted as
-    empty records so the finaliser knows they were not lost.
+    Reads run one tile ahead on a worker thread: while the model works on tile k
+    (downstream, in the same fused stage), GDAL fetches and decompresses the next
+    tile with the GIL released. Open datasets are kept on that thread (a few scenes
+    at a time): opening a remote GeoTIFF costs round trips. Tiles with no valid pixel are counted
+    and emitted as empty records so the finaliser knows they were not lost.
     """
 
     MAX_OPEN = 4
+    READ_AHEAD = 1
 
     def __init__(self) -> None:
         self.read_tiles = Metrics.counter("tessera", "tiles_read")
@@ -49,8 +124,10 @@ class _ReadTiles(beam.DoFn):
 
     def setup(self) -> None:
         self._readers: OrderedDict[str, SceneReader] = OrderedDict()
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="tessera-read")
+        self._pending: deque[tuple[Future[_Read], Any, Any]] = deque()
 
-    def _reader(self, task: TileTask) -> SceneReader:
+    def _reader(self, task: TileTask) -> SceneReader:  # on the reading thread only
         job = task.job
         reader = self._readers.pop(job.scene.url, None)
         if reader is None:
@@ -60,31 +137,49 @@ class _ReadTiles(beam.DoFn):
             self._readers.popitem(last=False)[1].close()
         return reader
 
-    def process(self, task: TileTask) -> Iterator[object]:
-        grid, index = task.job.grid, task.index
-        start = time.perf_counter()
+    def _read(self, task: TileTask) -> _Read:
         try:
-            values, mask = self._reader(task).read(grid.read_window(index))
+            reader = self._reader(task)
         except SceneError as exc:
+            return _Read(task, FAILED, (task.job.key, task.job.scene.url, str(exc)))
+        return read_tile(reader, task)
+
+    def start_bundle(self) -> None:
+        self._pending.clear()
+
+    def process(
+        self, task: TileTask, timestamp: Any = beam.DoFn.TimestampParam, window: Any = beam.DoFn.WindowParam
+    ) -> Iterator[object]:
+        self._pending.append((self._pool.submit(self._read, task), timestamp, window))
+        while len(self._pending) > self.READ_AHEAD:
+            future, _, _ = self._pending.popleft()
+            yield from self._emit(future.result())
+
+    def finish_bundle(self) -> Iterator[object]:
+        while self._pending:
+            future, timestamp, window = self._pending.popleft()
+            for out in self._emit(future.result()):
+                if isinstance(out, pvalue.TaggedOutput):
+                    yield pvalue.TaggedOutput(out.tag, WindowedValue(out.value, timestamp, [window]))
+                else:
+                    yield WindowedValue(out, timestamp, [window])
+
+    def _emit(self, read: _Read) -> Iterator[object]:
+        if read.outcome == FAILED:
             self.failed.inc()
-            yield pvalue.TaggedOutput(FAILED, (task.job.key, task.job.scene.url, str(exc)))
+            yield pvalue.TaggedOutput(FAILED, read.value)
             return
-        self.latency.update(int((time.perf_counter() - start) * 1000))
-        core = grid.core(index)
-        window = grid.read_window(index)
-        r0 = int(core.row_off - window.row_off)
-        c0 = int(core.col_off - window.col_off)
-        valid = mask[r0 : r0 + int(core.height), c0 : c0 + int(core.width)]
-        if not valid.any():
+        self.latency.update(int(read.seconds * 1000))
+        if read.outcome == SKIPPED:
             self.skipped.inc()
-            yield pvalue.TaggedOutput(SKIPPED, task)
+            yield pvalue.TaggedOutput(SKIPPED, read.value)
             return
         self.read_tiles.inc()
-        self.pixels.inc(int(core.height * core.width))
-        image = expand_window(values, grid, index)
-        yield TileInput(task, np.ascontiguousarray(valid)), np.ascontiguousarray(np.moveaxis(image, 0, -1))
+        self.pixels.inc(read.pixels)
+        yield read.value
 
     def teardown(self) -> None:
+        self._pool.shutdown(wait=True)
         for reader in self._readers.values():
             reader.close()
         self._readers.clear()
@@ -99,4 +194,6 @@ class ReadTiles(beam.PTransform):
     (tasks with no valid pixel) and ``failed`` (``(job key, url, reason)``)."""
 
     def expand(self, tasks: beam.PCollection) -> pvalue.DoOutputsTuple:
-        return tasks | beam.ParDo(_ReadTiles()).with_outputs(SKIPPED, FAILED, main="tiles")
+        return tasks | beam.ParDo(_ReadTiles()).with_output_types(TILE_ARRAY).with_outputs(
+            SKIPPED, FAILED, main="tiles"
+        )

@@ -26,8 +26,8 @@ from transforms.read import TileInput
 
 
 def crop_halo(element: tuple[TileInput, np.ndarray]) -> tuple[TileTask, np.ndarray]:
-    key, probabilities = element
-    return key.task, crop_prediction(np.asarray(probabilities), key.valid, key.task.job.grid, key.task.index)
+    key, planes = element
+    return key.task, crop_prediction(np.asarray(planes), key.valid, key.task.job.grid, key.task.index)
 
 
 class _WriteTiles(beam.DoFn):

@@ -1,8 +1,9 @@
 """Where tiles are put back: crop the halo, keep per-tile results, assemble a COG.
 
-The model's output for a tile is ``(T+2h, T+2h, K)`` probabilities. ``crop_prediction``
-keeps the owned core and turns it into two uint8 planes: the class (255 where the
-input was no-data) and the confidence ``round(max prob * 254)`` (255 no-data).
+The model handler answers each tile with two uint8 planes over the whole ``T+2h``
+square, the class and the confidence ``round(max prob * 254)``, computed inside the
+model call (``models.bundle_runtime``). ``crop_prediction`` keeps the owned core and
+writes 255 (no-data) where the input was no-data.
 ``assemble_cog`` streams the per-tile planes into a tiled GeoTIFF one window at a
 time and converts it to a Cloud-Optimized GeoTIFF with GDAL's COG driver.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,23 +27,23 @@ from transforms.core.rasterio_io import GDAL_ENV
 
 NODATA = 255
 COG_BLOCK = 512
+# libdeflate level 1: half the time of the default 6 on class maps, files ~30 % larger
+COG_DEFLATE_LEVEL = 1
 
 
-def crop_prediction(
-    probabilities: np.ndarray, valid: np.ndarray, grid: TileGrid, index: TileIndex
-) -> np.ndarray:
-    """``(2, h, w)`` uint8: classes and confidence for the tile's owned core.
+def crop_prediction(planes: np.ndarray, valid: np.ndarray, grid: TileGrid, index: TileIndex) -> np.ndarray:
+    """``(2, h, w)`` uint8: the class and confidence planes of the tile's owned core.
 
-    ``valid`` is the core's validity mask, ``(h, w)`` bool.
+    ``planes`` is the handler's ``(2, T+2h, T+2h)`` answer; ``valid`` is the core's
+    validity mask, ``(h, w)`` bool.
     """
+    if planes.dtype != np.uint8 or planes.ndim != 3 or planes.shape[0] != 2:
+        raise ValueError(f"expected (2, H, W) uint8 planes from the model handler, got {planes.dtype} {planes.shape}")
     rows, cols = grid.crop_slices(index)
-    core = probabilities[rows, cols, :]
-    best = np.argmax(core, axis=-1)
-    classes = best.astype(np.uint8)
-    confidence = np.rint(np.take_along_axis(core, best[..., None], -1)[..., 0] * 254.0).astype(np.uint8)
-    classes[~valid] = NODATA
-    confidence[~valid] = NODATA
-    return np.stack([classes, confidence])
+    core = np.array(planes[:, rows, cols])
+    if not valid.all():
+        core[:, ~valid] = NODATA
+    return core
 
 
 def nodata_planes(grid: TileGrid, index: TileIndex) -> np.ndarray:
@@ -107,18 +109,26 @@ def assemble_cogs(
         finally:
             for ds in handles.values():
                 ds.close()
-        for p, dst in outputs.items():
+
+    def to_cog(p: int) -> None:
+        with rasterio.Env(**GDAL_ENV):
             rasterio.shutil.copy(
                 staging[p],
-                dst,
+                outputs[p],
                 driver="COG",
                 compress="DEFLATE",
+                level=COG_DEFLATE_LEVEL,
                 blocksize=COG_BLOCK,
                 overview_resampling="nearest",
                 resampling="nearest",
                 num_threads="ALL_CPUS",
             )
-            os.remove(staging[p])
+        os.remove(staging[p])
+
+    # The planes convert side by side: each copy has long single-threaded stretches
+    # (reading the staging file, building overviews) that GDAL runs without the GIL.
+    with ThreadPoolExecutor(len(outputs)) as pool:
+        list(pool.map(to_cog, outputs))
 
 
 def quicklook_png(cog_path: str, colormap: dict[int, tuple[int, int, int, int]], max_side: int = 1024) -> bytes:
