@@ -8,8 +8,8 @@
 3. baselines: a rasterio hand loop, Raster Vision's overlap-and-average, Beam's stock
    RunInference + TFModelHandlerNumpy (``benchmarks/baselines.py``);
 4. memory: peak RSS of ``tessera infer`` subprocesses on 2k/8k/16k(/32k) scenes;
-5. scaling: DirectRunner multi_processing with 1 vs 2 workers, KServe and trigger
-   admission where their benchmarks exist;
+5. scaling: DirectRunner multi_processing with 1 vs 2 workers (full run only), KServe
+   and trigger admission where their benchmarks exist;
 6. a cost model for mainland France from the measured rates.
 
 Variants run interleaved (the order rotates every repeat) on a shared machine; each
@@ -39,7 +39,7 @@ from benchmarks import memory
 from benchmarks.scenes import light_bundle, make_scene
 
 FRANCE_PIXELS = 2.4e11
-HALO_OVERHEAD_TARGET = 1.10  # largest (T+2h)^2 / T^2 we accept when picking T
+HALO_OVERHEAD_TARGET = 1.07  # largest (T+2h)^2 / T^2 we accept when picking T
 
 
 @dataclass
@@ -120,9 +120,10 @@ def _gdal_cachemax() -> int | None:
 
 
 def choose_tile(halo: int, alignment: int, quick: bool) -> int:
-    """The smallest of 512/1024/1536 (quick) or 512/1024/2048 whose halo overhead is <= 1.10,
-    else the largest."""
-    candidates = [512, 1024, 1536] if quick else [512, 1024, 2048]
+    """The smallest of 512/1024/2048/3072 (quick) or 512/1024/2048/4096 whose halo
+    overhead is <= 1.07, else the largest. A 93-px receptive field (halo 48) gets 3072
+    (1.063); 2048 would spend 9.6 % of the model's time on halos."""
+    candidates = [512, 1024, 2048, 3072] if quick else [512, 1024, 2048, 4096]
     for tile in candidates:
         tile = -(-tile // alignment) * alignment
         if ((tile + 2 * halo) / tile) ** 2 <= HALO_OVERHEAD_TARGET:
@@ -152,11 +153,19 @@ def probe_limit_rate(model: str, tile: int, batch: int, bands: list[str]) -> flo
 
 
 def scene_side_for(rate: float, tile: int, quick: bool) -> int:
-    """A throughput scene whose bare forward pass takes ~10 s (quick) or ~60 s (full),
-    so the pipeline's fixed cost shows but does not dominate; at least 2 x 2 tiles."""
-    target_s, largest = (10.0, 4096) if quick else (60.0, 8192)
+    """A throughput scene whose bare forward pass takes ~25 s (quick) or ~120 s (full),
+    so the pipeline's fixed cost (~2 s) shows but does not dominate; at least 2 x 2 tiles."""
+    target_s, largest = SCENE_TARGET[quick]
     side = int((rate * target_s) ** 0.5) // tile * tile
     return int(min(max(side, 2 * tile), max(largest, 2 * tile)))
+
+
+SCENE_TARGET = {True: (25.0, 6144), False: (120.0, 12288)}  # (seconds of limit, largest side)
+
+
+def scene_side_is_fixed(tile: int, quick: bool) -> bool:
+    """Whether 2 x 2 tiles already reach the largest scene, so no probe is needed."""
+    return 2 * tile >= SCENE_TARGET[quick][1]
 
 
 # ---------------------------------------------------------------- throughput
@@ -244,11 +253,16 @@ def throughput(cfg: BenchConfig, scene: str, tile: int, halo: int, batch: int) -
     }
     seconds: dict[str, list[float]] = {name: [] for name in variants}
     names = list(variants)
+    # quick: the two slowest baselines (overlap-average computes ~2.25x the pixels) run
+    # in the first repeat only; their ratios come from that repeat
+    once = {"overlap_average", "runinference"} if cfg.quick else set()
     started = time.perf_counter()
     for rep in range(cfg.repeats):
         t0 = time.perf_counter()
         order = names[rep % len(names):] + names[: rep % len(names)]
         for name in order:
+            if rep > 0 and name in once:
+                continue
             seconds[name].append(variants[name]())
             print(f"  repeat {rep + 1}: {name:<16} {seconds[name][-1]:7.1f} s", flush=True)
         if rep == 0:
@@ -258,8 +272,8 @@ def throughput(cfg: BenchConfig, scene: str, tile: int, halo: int, batch: int) -
             break
     repeats = len(seconds["limit"])
 
-    def ratios(a: str, b: str) -> list[float]:
-        return [seconds[b][i] / seconds[a][i] for i in range(repeats)]  # rate_a / rate_b
+    def ratios(a: str, b: str) -> list[float]:  # rate_a / rate_b, per repeat both ran in
+        return [seconds[b][i] / seconds[a][i] for i in range(min(len(seconds[a]), len(seconds[b])))]
 
     rates = {name: round(pixels / statistics.median(s), 1) for name, s in seconds.items()}
     return {
@@ -413,8 +427,11 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
     tile = cfg.tile_size or choose_tile(halo, meta.alignment, cfg.quick)
     batch = cfg.batch_size or default_batch_size(machine["gpu"])
     timings: dict[str, float] = {}
-    probe_rate = probe_limit_rate(cfg.model, tile, batch, meta.bands)
-    side = cfg.scene_side or scene_side_for(probe_rate, tile, cfg.quick)
+    # the probe (three forward passes) only sizes the scene: skipped when the size is set
+    probe_rate = None
+    if not cfg.scene_side and not scene_side_is_fixed(tile, cfg.quick):
+        probe_rate = probe_limit_rate(cfg.model, tile, batch, meta.bands)
+    side = cfg.scene_side or (2 * tile if probe_rate is None else scene_side_for(probe_rate, tile, cfg.quick))
     side = max(tile, side // tile * tile)
 
     print(f"tessera bench: model {meta.name} {meta.version} (receptive field {meta.receptive_field}, "
@@ -441,24 +458,35 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
     timings["memory_scene_generation"] = time.perf_counter() - t
     t = time.perf_counter()
     mem_meta = read_metadata(mem_model)
-    # the benchmark's tile when it fits the memory bundle's alignment, so all runs share T
-    mem_tile = tile if tile % mem_meta.alignment == 0 else choose_tile(mem_meta.halo, mem_meta.alignment, cfg.quick)
+    # the benchmark's tile (at most 2048, so the 2k scene has tiles in flight like the
+    # others) when it fits the memory bundle's alignment, so all runs share T
+    mem_tile = min(tile, 2048)
+    if mem_tile % mem_meta.alignment:
+        mem_tile = choose_tile(mem_meta.halo, mem_meta.alignment, cfg.quick)
     mem = memory.measure_sizes(mem_scenes, cfg.work, model=mem_model, tile_size=mem_tile, batch_size=batch,
                                budget_s=cfg.memory_budget_s)
     mem.update({"model": mem_model, "model_name": mem_meta.name, "tile_size": mem_tile, "batch_size": batch})
     timings["memory"] = time.perf_counter() - t
 
-    print("  scaling ...", flush=True)
     t = time.perf_counter()
     # quick: a 2048^2 scene (at least 2 x 2 tiles), the two runs are subprocesses with imports
-    scale_scene = scene if not cfg.quick else str(make_scene(cfg.cache, max(2048, 2 * tile), kind="textured"))
-    scale = scaling(cfg, scale_scene, tile, batch)
+    # quick: a 1024^2 scene cut into 2 x 2 tiles of 512 (the two runs are subprocesses
+    # that each import TensorFlow and Beam)
+    # Full run only: the two runs are subprocesses whose DirectRunner workers each import
+    # TensorFlow (~60 s of the quick budget, for a figure that does not change: on 2
+    # cores two TensorFlow workers fight over them).
+    if cfg.quick:
+        scale: dict[str, Any] = {"skipped": "full run only (tessera bench without --quick)"}
+    else:
+        print("  scaling ...", flush=True)
+        scale = scaling(cfg, scene, tile, batch)
+        scale["tile_size"] = tile
     timings["scaling"] = time.perf_counter() - t
     t = time.perf_counter()
     # KServe requests carry whole tiles: use the bundle's own tile size (a 1536 tile is
     # 51 MiB per request, over the handler's cap), batches of 8 as on a GPU server.
     kserve = optional_bench("kserve_bench", scene_path=scene, model_path=cfg.model, tile_size=None,
-                            batch_size=8, max_tiles=16 if cfg.quick else 48, repeats=2 if cfg.quick else 3)
+                            batch_size=8, max_tiles=8 if cfg.quick else 48, repeats=2 if cfg.quick else 3)
     timings["kserve"] = time.perf_counter() - t
     t = time.perf_counter()
     trigger = optional_bench("trigger_bench", n_events=200 if cfg.quick else 2000)
@@ -469,7 +497,7 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
     summary: dict[str, Any] = {
         "quick": cfg.quick,
         "machine": machine,
-        "probe_limit_pixels_per_s": round(probe_rate, 1),
+        "probe_limit_pixels_per_s": None if probe_rate is None else round(probe_rate, 1),
         "model": {"path": cfg.model, "name": meta.name, "version": meta.version,
                   "architecture": meta.architecture, "receptive_field": meta.receptive_field,
                   "alignment": meta.alignment, "halo": halo},

@@ -204,9 +204,10 @@ def write_report(summary: dict[str, Any], out: Path) -> Path:
         mem_rows.append([f"{side}^2", f"{run['peak_rss_mib']:.0f}", f"{run['peak_tree_rss_mib']:.0f}",
                          f"{run['seconds']:.1f}", status])
     scale = summary["scaling"]
-    scale_rows = [[w, _fmt(scale["pixels_per_s"].get(w), "px/s"),
-                   ", ".join(f"{r['seconds']:.1f}" for r in scale["runs"][w]),
-                   ", ".join(f"{r['peak_tree_rss_mib']:.0f}" for r in scale["runs"][w])] for w in ("1", "2")]
+    scale_rows = [] if "skipped" in scale else [
+        [w, _fmt(scale["pixels_per_s"].get(w), "px/s"),
+         ", ".join(f"{r['seconds']:.1f}" for r in scale["runs"][w]),
+         ", ".join(f"{r['peak_tree_rss_mib']:.0f}" for r in scale["runs"][w])] for w in ("1", "2")]
     parts = [
         "# tessera benchmark report",
         "",
@@ -269,7 +270,8 @@ def write_report(summary: dict[str, Any], out: Path) -> Path:
         "DirectRunner `--direct_running_mode=multi_processing`, `tessera infer` subprocess on the throughput scene "
         "(includes interpreter start-up and imports):",
         "",
-        _table(scale_rows, ["workers", "px/s (median)", "wall s", "tree RSS MiB"]),
+        (_table(scale_rows, ["workers", "px/s (median)", "wall s", "tree RSS MiB"]) if scale_rows
+         else f"Skipped: {scale['skipped']}."),
         "",
         f"Speed-up 2 vs 1 workers: {scale.get('speedup_2_vs_1', 'n/a')}.",
         "",

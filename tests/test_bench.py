@@ -75,9 +75,9 @@ def test_limit_tiles_cover_the_scene(small_scene: str, tmp_path: Path) -> None:
 
 
 def test_choose_tile_keeps_halo_overhead_small() -> None:
-    assert harness.choose_tile(12, 4, quick=True) == 512
-    assert harness.choose_tile(48, 8, quick=False) == 2048
-    assert harness.choose_tile(48, 8, quick=True) == 1536  # quick caps the tile; overhead reported
+    assert harness.choose_tile(12, 4, quick=True) == 1024  # 512 would be 1.096
+    assert harness.choose_tile(48, 8, quick=False) == 4096
+    assert harness.choose_tile(48, 8, quick=True) == 3072  # halo overhead 1.063
     assert harness.scene_side_for(1e6, 512, quick=True) % 512 == 0
 
 
