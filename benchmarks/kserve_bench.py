@@ -27,7 +27,7 @@ import rasterio
 
 from models.bundle import read_metadata, resolve_model_path
 from tessera.ports import free_port
-from transforms.core.grid import TileGrid, expand_window
+from transforms.core.grid import TileGrid, fill_model_input
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -47,7 +47,8 @@ def cut_tiles(
         tiles, pixels = [], 0
         for index in list(grid.indices())[:max_tiles]:
             read = ds.read(indexes, window=grid.read_window(index))
-            tiles.append(np.moveaxis(expand_window(read, grid, index), 0, -1).astype(np.float32))
+            side = grid.padded_size
+            tiles.append(fill_model_input(read, grid, index, np.empty((side, side, bands), dtype=np.float32)))
             core = grid.core(index)
             pixels += int(core.width * core.height)
     return tiles, pixels, grid

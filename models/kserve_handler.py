@@ -30,7 +30,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler
 
 from models.bundle import INPUT_NAME, OUTPUT_NAME, BundleMetadata
-from models.bundle_runtime import probabilities_to_planes
+from models.bundle_runtime import batch_nbytes, probabilities_to_planes
 from transforms.core.errors import BundleError, ConfigError, RemoteModelError
 
 NAMESPACE = "tessera"
@@ -328,7 +328,7 @@ class KServeModelHandler(ModelHandler[np.ndarray, np.ndarray, Any]):
         return results
 
     def get_num_bytes(self, batch: Sequence[np.ndarray]) -> int:
-        return int(sum(np.asarray(x).nbytes for x in batch))
+        return batch_nbytes(batch)
 
     def batch_elements_kwargs(self) -> dict[str, Any]:
         return {"min_batch_size": 1, "max_batch_size": self._max_batch_size}

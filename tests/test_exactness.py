@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from models.bundle import read_metadata
 from models.handlers import BundleModelHandler
-from transforms.core.grid import TileGrid, expand_window
+from transforms.core.grid import TileGrid, fill_model_input
 
 LEVELS = [0, 1, 3]  # alignments 1, 2, 8 (the tiny_bundle fixture adds alignment 4)
 
@@ -40,7 +40,8 @@ def tiled_probabilities(predict, scene: np.ndarray, grid: TileGrid) -> np.ndarra
     for index in grid.indices():
         window = grid.read_window(index)
         read = scene[:, window.row_off : window.row_off + window.height, window.col_off : window.col_off + window.width]
-        tile = np.moveaxis(expand_window(read.astype(np.float32), grid, index), 0, -1)[None]
+        side = grid.padded_size
+        tile = fill_model_input(read, grid, index, np.empty((side, side, read.shape[0]), np.float32))[None]
         probs = predict(tile)[0]
         if out is None:
             out = np.zeros((grid.height, grid.width, probs.shape[-1]), np.float32)

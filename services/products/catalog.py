@@ -17,7 +17,7 @@ import rasterio
 
 from transforms.core.errors import TesseraError
 from transforms.core.mosaic import NODATA, ClassEntry, colormap_for
-from transforms.core.mosaic_io import class_entries, classification_classes, join_url
+from transforms.core.mosaic_io import class_entries, classification_classes, join_url, walk_stac
 from transforms.core.outputs import read_json
 from transforms.core.postprocess import blocks, row_areas_m2
 from transforms.core.rasterio_io import GDAL_ENV, open_dataset
@@ -89,25 +89,12 @@ def _classes_of(doc: dict[str, Any], items: list[ItemEntry]) -> tuple[ClassEntry
 
 def load_catalog(catalog_url: str) -> dict[str, CollectionEntry]:
     """Every Collection reachable from the root, with its Items (child/item links)."""
-    root = catalog_url.rstrip("/")
-    root = root if root.endswith(".json") else f"{root}/catalog.json"
     out: dict[str, CollectionEntry] = {}
-    stack, seen = [root], set()
-    while stack:
-        url = stack.pop()
-        if url in seen:
-            continue
-        seen.add(url)
-        doc = read_json(url)
-        if doc is None:
-            continue
-        if doc.get("type") == "Collection":
+    for url, doc in walk_stac(catalog_url, rels=("child",)):
+        if doc is not None and doc.get("type") == "Collection":
             items = [it for link in doc.get("links", []) if link.get("rel") == "item"
                      if (it := _item(join_url(url, link["href"]))) is not None]
             out[doc["id"]] = CollectionEntry(doc["id"], url, doc, items, _classes_of(doc, items))
-        for link in doc.get("links", []):
-            if link.get("rel") == "child":
-                stack.append(join_url(url, link["href"]))
     return out
 
 

@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 import posixpath
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import fsspec
@@ -75,36 +75,53 @@ def asset_identity(url: str) -> AssetIdentity:
 # --- discovering per-scene outputs ---------------------------------------------------
 
 
-def _catalog_root(url: str) -> str:
+def catalog_root(url: str) -> str:
+    """The root document of a catalog given as a folder or a ``.json`` URL."""
     url = url.rstrip("/")
     return url if url.endswith(".json") else f"{url}/catalog.json"
 
 
-def iter_items(catalog_url: str) -> Iterable[tuple[str, dict[str, Any]]]:
-    """(url, Item dict) for every Item under a Catalog/Collection, depth first.
-    Mosaic collections (ours) are skipped so a mosaic never feeds on itself."""
-    root = _catalog_root(catalog_url)
-    seen: set[str] = set()
-    stack = [root]
+def walk_stac(
+    catalog_url: str,
+    rels: tuple[str, ...] = ("child", "item"),
+    descend: Callable[[dict[str, Any]], bool] | None = None,
+) -> Iterator[tuple[str, dict[str, Any] | None]]:
+    """``(url, document)`` for every STAC document reachable from the root over ``rels``
+    links, depth first in link order, each once; ``(url, None)`` for a missing one (the
+    caller decides whether that is an error). ``descend(doc)`` False: yield the document
+    but do not follow its links."""
+    stack, seen = [catalog_root(catalog_url)], set()
     while stack:
         url = stack.pop()
         if url in seen:
             continue
         seen.add(url)
         doc = read_json(url)
+        yield url, doc
+        if doc is None or (descend is not None and not descend(doc)):
+            continue
+        for link in reversed(doc.get("links", [])):
+            if link.get("rel") in rels:
+                stack.append(join_url(url, link["href"]))
+
+
+def iter_items(catalog_url: str) -> Iterable[tuple[str, dict[str, Any]]]:
+    """(url, Item dict) for every Item under a Catalog/Collection, depth first.
+    Mosaic collections (ours) are skipped so a mosaic never feeds on itself."""
+    root = catalog_root(catalog_url)
+
+    def descend(doc: dict[str, Any]) -> bool:
+        return doc.get("type") != "Feature" and not (
+            doc.get("tessera:mosaic") or doc.get("tessera:kind") == "mosaic"
+        )
+
+    for url, doc in walk_stac(root, descend=descend):
         if doc is None:
             if url == root:
                 raise ConfigError(f"no STAC catalog at {root}; pass the --output of `tessera infer`")
             log.warning("STAC link %s is missing; skipped", url)
-            continue
-        if doc.get("type") == "Feature":
+        elif doc.get("type") == "Feature":
             yield url, doc
-            continue
-        if doc.get("tessera:mosaic") or doc.get("tessera:kind") == "mosaic":
-            continue
-        for link in reversed(doc.get("links", [])):
-            if link.get("rel") in ("child", "item"):
-                stack.append(join_url(url, link["href"]))
 
 
 def class_entries(item: dict[str, Any]) -> tuple[ClassEntry, ...]:
