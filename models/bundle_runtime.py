@@ -13,6 +13,7 @@ so the ``(T+2h)^2 x K`` float32 probabilities never leave TensorFlow.
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,21 @@ def batch_nbytes(batch: Any) -> int:
 
 
 _to_planes: Any = None
+
+CPU_ALLOCATOR_ENV = "TF_CPU_ALLOCATOR_USE_BFC"
+
+
+def use_caching_cpu_allocator() -> None:
+    """Ask TensorFlow for its caching (BFC) CPU allocator, unless the user chose.
+
+    TF's default CPU allocator hands every large tensor to malloc, which maps fresh
+    pages for it and unmaps them on free: each forward pass of a 2k tile page-faults
+    its activations in anew (~700k minor faults, a third of the CPU time spent in the
+    kernel). BFC keeps the memory for the next call: 1.7x faster per tile on 2 cores,
+    peak memory unchanged. TF reads the variable at its first allocation, so this
+    must run before any tensor exists in the process; later it changes nothing.
+    """
+    os.environ.setdefault(CPU_ALLOCATOR_ENV, "true")
 
 
 def probabilities_to_planes(probabilities: np.ndarray) -> np.ndarray:
@@ -89,6 +105,7 @@ def load_bundle(
     model_path: str | None = None, *, intra_op_threads: int | None = None
 ) -> LoadedBundle:
     """Load the bundle's SavedModel; raise ``BundleError`` naming the path if it can't."""
+    use_caching_cpu_allocator()
     import tensorflow as tf
 
     path = resolve_model_path(model_path)
