@@ -163,20 +163,24 @@ def finalise_scene(
     with tempfile.TemporaryDirectory(prefix="tessera-final-") as work:
         classes_path = os.path.join(work, "classes.tif")
         confidence_path = os.path.join(work, "confidence.tif")
+        extra_assets: dict[str, dict[str, Any]] = {}
+        extra_props: dict[str, Any] = {}
+
+        def from_classes() -> None:  # while the confidence plane still converts
+            nonlocal extra_assets, extra_props
+            with open(os.path.join(work, "quicklook.png"), "wb") as f:
+                f.write(quicklook_png(classes_path, colormap))
+            if postprocess is not None:
+                extra_assets, extra_props = postprocess(classes_path, work)
+
         assemble_cogs(
             geo,
             _with_nodata_fill(tiles(), job.grid, by_index),
             {0: classes_path, 1: confidence_path},
             work,
             colormaps={0: colormap},
+            after_first=from_classes,
         )
-        quicklook = quicklook_png(classes_path, colormap)
-        with open(os.path.join(work, "quicklook.png"), "wb") as f:
-            f.write(quicklook)
-        extra_assets: dict[str, dict[str, Any]] = {}
-        extra_props: dict[str, Any] = {}
-        if postprocess is not None:
-            extra_assets, extra_props = postprocess(classes_path, work)
 
         bbox, geometry, native_bbox = stac.footprint(scene.width, scene.height, scene.crs_wkt, scene.transform)
         assets = _assets(metadata, job.product)

