@@ -195,6 +195,10 @@ def write_report(summary: dict[str, Any], out: Path) -> Path:
                      str(thr["agreement_with_tessera"].get(name, "-" if name != "tessera" else "1.0"))])
     ratio_rows = [[k, f"{thr[k]:.3f}", ", ".join(f"{x:.3f}" for x in thr["per_repeat"][k])]
                   for k in ("efficiency", "vs_hand_loop", "vs_runinference", "vs_overlap_average")]
+    as_users = thr.get("hand_loop_tf_defaults", {})
+    if "vs_tessera" in as_users:
+        ratio_rows.append(["vs_hand_loop_tf_defaults (own process, TF's default allocator; vs tessera's median)",
+                           f"{as_users['vs_tessera']:.3f}", f"{as_users['seconds']:.1f} s"])
     mem_rows = []
     for side, run in sorted(mem["runs"].items(), key=lambda kv: int(kv[0])):
         if "skipped" in run:

@@ -79,6 +79,10 @@ def test_choose_tile_keeps_halo_overhead_small() -> None:
     assert harness.choose_tile(48, 8, quick=False) == 4096
     assert harness.choose_tile(48, 8, quick=True) == 3072  # halo overhead 1.063
     assert harness.scene_side_for(1e6, 512, quick=True) % 512 == 0
+    # the quick scene is fixed for tiles of 3072 (no probe); smaller tiles are sized by the probe
+    assert harness.fixed_scene_side(3072, quick=True) == 6144
+    assert harness.fixed_scene_side(1024, quick=True) is None
+    assert harness.fixed_scene_side(4096, quick=False) == 12288
 
 
 @pytest.mark.e2e
