@@ -125,7 +125,7 @@ def _weighted_counts(block: np.ndarray, row_area: np.ndarray) -> np.ndarray:
     """Area per value (0-255) of a uint8 block whose row ``i`` has pixels of ``row_area[i]``.
 
     Integer counts first, then one multiply: a float-weighted ``bincount`` would
-    broadcast a float64 weight per pixel (8 bytes each) and run 5x slower."""
+    broadcast a float64 weight per pixel (8 bytes each) and run 2.5x slower."""
     if row_area.size and np.all(row_area == row_area[0]):  # projected grids: one pixel area
         return np.bincount(block.ravel(), minlength=256) * float(row_area[0])
     rows = block.shape[0]
