@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import time
 from collections import OrderedDict, deque
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 from transforms.core.errors import SceneError
 from transforms.core.grid import fill_model_input
 from transforms.core.rasterio_io import SceneReader
+from transforms.core.stitch import decode_array, encode_array
 from transforms.plan import FAILED, TileTask
 
 
@@ -44,12 +44,10 @@ class NdarrayCoder(beam.coders.Coder):  # type: ignore[misc]
     """
 
     def encode(self, value: np.ndarray) -> bytes:
-        buf = io.BytesIO()
-        np.save(buf, np.ascontiguousarray(value), allow_pickle=False)
-        return buf.getvalue()
+        return encode_array(value)
 
     def decode(self, encoded: bytes) -> np.ndarray:
-        return np.load(io.BytesIO(encoded), allow_pickle=False)  # type: ignore[no-any-return]
+        return decode_array(encoded)
 
     def estimate_size(self, value: np.ndarray) -> int:
         return int(np.asarray(value).nbytes) + 128

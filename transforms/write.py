@@ -20,7 +20,7 @@ from transforms.core.outputs import (
     remove_tree,
     update_catalog,
 )
-from transforms.core.stitch import crop_prediction, encode_planes
+from transforms.core.stitch import crop_prediction, encode_array
 from transforms.plan import TileTask
 from transforms.read import TileInput
 
@@ -44,7 +44,7 @@ class _WriteTiles(beam.DoFn):
 
     def process(self, element: tuple[TileTask, np.ndarray]) -> Iterator[tuple[str, TileRecord]]:
         task, planes = element
-        data = encode_planes(planes)
+        data = encode_array(planes)
         with fsspec.open(task.job.tile_url(task.index), "wb", auto_mkdir=True) as f:
             f.write(data)
         self.written.inc()

@@ -136,7 +136,7 @@ def finalise_scene(
     Raises ``InferenceError`` if any tile is unaccounted for, so a scene with a lost
     tile is never published.
     """
-    from transforms.core.stitch import decode_planes
+    from transforms.core.stitch import decode_array
 
     by_index = {r.index: r for r in records}
     expected = set(job.grid.indices())
@@ -157,7 +157,7 @@ def finalise_scene(
             if not by_index[index].written:
                 continue  # staged as no-data: the GeoTIFF is initialised to it below
             with fsspec.open(job.tile_url(index), "rb") as f:
-                planes = decode_planes(f.read())
+                planes = decode_array(f.read())
             yield job.grid.core(index), planes
 
     with tempfile.TemporaryDirectory(prefix="tessera-final-") as work:

@@ -51,14 +51,15 @@ def nodata_planes(grid: TileGrid, index: TileIndex) -> np.ndarray:
     return np.full((2, int(core.height), int(core.width)), NODATA, dtype=np.uint8)
 
 
-def encode_planes(planes: np.ndarray) -> bytes:
+def encode_array(array: np.ndarray) -> bytes:
+    """An array as ``.npy`` bytes (no pickle): staged tile planes, Beam's ndarray coder."""
     buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(planes), allow_pickle=False)
+    np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
     return buf.getvalue()
 
 
-def decode_planes(data: bytes) -> np.ndarray:
-    return np.load(io.BytesIO(data), allow_pickle=False)
+def decode_array(data: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(data), allow_pickle=False)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
