@@ -48,9 +48,9 @@ class BundleModelHandler(ModelHandler[np.ndarray, np.ndarray, Any]):
     def load_model(self) -> Any:
         if not self._planes:
             return load_bundle(self._model_path, intra_op_threads=self._threads)
-        preloaded = _PRELOADED.pop(self._preload_key, None)
-        if preloaded is not None:
-            return preloaded
+        return _PRELOADED.pop(self._preload_key, None) or self._start_loading()
+
+    def _start_loading(self) -> _LoadingBundle:
         meta = self.metadata  # a broken bundle fails here, at setup, naming its path
         return _LoadingBundle(self._model_path, self._threads, len(meta.bands), meta.alignment)
 
@@ -63,11 +63,7 @@ class BundleModelHandler(ModelHandler[np.ndarray, np.ndarray, Any]):
         (DirectRunner): the load overlaps Beam's own start-up, and the first
         ``load_model`` takes it. Does nothing for the probabilities mode."""
         if self._planes and self._preload_key not in _PRELOADED:
-            meta = self.metadata
-            _PRELOADED[self._preload_key] = _LoadingBundle(
-                self._model_path, self._threads, len(meta.bands), meta.alignment
-            )
-
+            _PRELOADED[self._preload_key] = self._start_loading()
 
     def run_inference(
         self, batch: Sequence[np.ndarray], model: Any, inference_args: dict[str, Any] | None = None
@@ -122,10 +118,7 @@ class _LoadingBundle:
     def bundle(self) -> Any:
         return self._future.result()
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        return self.bundle(batch)  # type: ignore[no-any-return]
-
-    def planes(self, batch: np.ndarray) -> np.ndarray:
+    def planes(self, batch: np.ndarray) -> np.ndarray:  # the planes mode is its only user
         return self.bundle.planes(batch)  # type: ignore[no-any-return]
 
 
