@@ -39,6 +39,7 @@ import numpy as np
 
 from benchmarks import memory
 from benchmarks.scenes import light_bundle, make_scene
+from models.bundle_runtime import CPU_ALLOCATOR_ENV, use_caching_cpu_allocator
 
 FRANCE_PIXELS = 2.4e11
 HALO_OVERHEAD_TARGET = 1.07  # largest (T+2h)^2 / T^2 we accept when picking T
@@ -103,8 +104,7 @@ def machine_info() -> dict[str, Any]:
         "apache_beam": apache_beam.__version__,
         "gdal": rasterio.__gdal_version__,
         "gdal_cachemax_bytes": _gdal_cachemax(),
-        "tf_cpu_allocator": "bfc" if os.environ.get("TF_CPU_ALLOCATOR_USE_BFC", "").lower() in ("1", "true")
-        else "default",
+        "tf_cpu_allocator": "bfc" if os.environ.get(CPU_ALLOCATOR_ENV, "").lower() in ("1", "true") else "default",
     }
 
 
@@ -175,7 +175,7 @@ def fixed_scene_side(tile: int, quick: bool) -> int | None:
     """The scene side when 3 x 3 tiles already reach the largest scene (no probe
     needed: a 3072 tile gives the quick run 6144^2, 4096 the full run 12288^2); else None."""
     largest = SCENE_TARGET[quick][1]
-    return min(FIXED_TILES_PER_SIDE * tile, largest) // tile * tile if FIXED_TILES_PER_SIDE * tile >= largest else None
+    return largest // tile * tile if FIXED_TILES_PER_SIDE * tile >= largest else None
 
 
 # ---------------------------------------------------------------- throughput
@@ -332,7 +332,7 @@ def hand_loop_tf_defaults(cfg: BenchConfig, scene: str, tile: int, halo: int, ba
     """The same hand loop in its own process on TensorFlow's default CPU allocator: the
     script as users run it today. Informational: ``vs_hand_loop`` (same process, same
     allocator) is the pipeline-overhead figure; this one adds what the allocator buys."""
-    env = {k: v for k, v in os.environ.items() if k != "TF_CPU_ALLOCATOR_USE_BFC"}
+    env = {k: v for k, v in os.environ.items() if k != CPU_ALLOCATOR_ENV}
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
     args = [scene, cfg.model, str(cfg.work / "hand_loop_tf_defaults.tif"), str(tile), str(halo), str(batch)]
     try:
@@ -574,8 +574,6 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
 
 def main(argv: list[str]) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from models.bundle_runtime import use_caching_cpu_allocator
-
     # as `tessera infer` does, before the first tensor: the limit, tessera and the
     # baselines share this process and so the same allocator
     use_caching_cpu_allocator()
