@@ -48,7 +48,8 @@ def cut_tiles(
         for index in list(grid.indices())[:max_tiles]:
             read = ds.read(indexes, window=grid.read_window(index))
             side = grid.padded_size
-            tiles.append(fill_model_input(read, grid, index, np.empty((side, side, bands), dtype=np.float32)))
+            tiles.append(fill_model_input(np.moveaxis(read, 0, -1), grid, index,
+                                          np.empty((side, side, bands), dtype=np.float32)))
             core = grid.core(index)
             pixels += int(core.width * core.height)
     return tiles, pixels, grid

@@ -41,7 +41,7 @@ def tiled_probabilities(predict, scene: np.ndarray, grid: TileGrid) -> np.ndarra
         window = grid.read_window(index)
         read = scene[:, window.row_off : window.row_off + window.height, window.col_off : window.col_off + window.width]
         side = grid.padded_size
-        tile = fill_model_input(read, grid, index, np.empty((side, side, read.shape[0]), np.float32))[None]
+        tile = fill_model_input(np.moveaxis(read, 0, -1), grid, index, np.empty((side, side, read.shape[0]), np.float32))[None]
         probs = predict(tile)[0]
         if out is None:
             out = np.zeros((grid.height, grid.width, probs.shape[-1]), np.float32)

@@ -100,5 +100,5 @@ def test_fill_model_input_equals_expand_window(height: int, width: int, tile: in
     read = scene[:, window.row_off : window.row_off + window.height, window.col_off : window.col_off + window.width]
     expected = np.moveaxis(expand_window(read, grid, index), 0, -1).astype(np.float32)
     side = grid.padded_size
-    got = fill_model_input(read, grid, index, np.empty((side, side, 3), dtype=np.float32))
+    got = fill_model_input(np.moveaxis(read, 0, -1), grid, index, np.empty((side, side, 3), dtype=np.float32))
     assert np.array_equal(got, expected)

@@ -39,7 +39,7 @@ def test_alpha_band_drives_validity(tmp_path) -> None:
     reader = SceneReader(str(path), [1, 2, 3, 4])
     values, valid = reader.read(Window(0, 0, 30, 20))
     reader.close()
-    assert values.shape == (4, 20, 30) and values.dtype == np.float32
+    assert values.shape == (20, 30, 4) and values.dtype == np.float32
     assert not valid[:5].any() and valid[5:].all()
 
 
@@ -114,3 +114,22 @@ def test_mask_from_pixels_equals_gdal_dataset_mask(tmp_path: Path, dtype: str, n
     reader.close()
     assert np.array_equal(valid, expected)
     assert not valid[:3].any() and valid.any() and not valid.all()
+
+
+@pytest.mark.parametrize("interleave", ["pixel", "band"])
+def test_values_come_pixel_interleaved_in_band_mapping_order(tmp_path: Path, interleave: str) -> None:
+    """``read`` lays values out ``(h, w, bands)`` in the mapping's order, whatever the
+    file's interleaving: the layout the model input is filled from."""
+    rng = np.random.default_rng(5)
+    data = rng.integers(1, 4000, (4, 70, 90)).astype("uint16")
+    path = tmp_path / f"{interleave}.tif"
+    _write(path, data, tiled=True, blockxsize=32, blockysize=32, interleave=interleave, compress="deflate")
+    window = Window(7, 5, 60, 50)
+    reader = SceneReader(str(path), [3, 1, 4, 2], scale=0.5)
+    values, valid = reader.read(window)
+    raw, _ = reader.read(window, raw=True)
+    reader.close()
+    expected = np.moveaxis(data[[2, 0, 3, 1], 5:55, 7:67], 0, -1)
+    assert raw.dtype == np.uint16 and np.array_equal(raw, expected)
+    assert values.dtype == np.float32 and np.array_equal(values, expected.astype(np.float32) * 0.5)
+    assert valid.shape == (50, 60) and valid.all()

@@ -93,7 +93,7 @@ def read_tile(reader: SceneReader, task: TileTask) -> _Read:
     if not valid.any():
         return _Read(task, SKIPPED, task, seconds)
     side = grid.padded_size
-    out = fill_model_input(values, grid, index, np.empty((side, side, values.shape[0]), dtype=np.float32))
+    out = fill_model_input(values, grid, index, np.empty((side, side, values.shape[-1]), dtype=np.float32))
     if task.job.scale != 1.0:
         out *= np.float32(task.job.scale)
     value = (TileInput(task, np.ascontiguousarray(valid)), out)

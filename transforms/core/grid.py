@@ -189,13 +189,15 @@ def index_runs(indices: np.ndarray) -> list[tuple[slice, slice]]:
 
 
 def fill_model_input(read: np.ndarray, grid: TileGrid, index: TileIndex, out: np.ndarray) -> np.ndarray:
-    """Write ``expand_window(read, grid, index)`` into ``out`` laid out ``(T+2h, T+2h, C)``
-    in ``out``'s dtype: one strided, casting copy per mirrored run, no gathered temporary."""
+    """Write the tile's mirrored input into ``out`` (``(T+2h, T+2h, C)``, in ``out``'s
+    dtype) from ``read``, the pixels of ``grid.read_window(index)`` laid out
+    ``(h, w, C)``: one casting copy per mirrored run, no gathered temporary. It equals
+    ``moveaxis(expand_window(moveaxis(read, -1, 0), grid, index), 0, -1)``."""
     rows, cols = grid.source_indices(index)
     window = grid.read_window(index)
     row_runs = index_runs(rows - int(window.row_off))
     col_runs = index_runs(cols - int(window.col_off))
     for dst_r, src_r in row_runs:
         for dst_c, src_c in col_runs:
-            out[dst_r, dst_c, :] = np.moveaxis(read[:, src_r, src_c], 0, -1)
+            out[dst_r, dst_c, :] = read[src_r, src_c, :]
     return out

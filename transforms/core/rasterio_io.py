@@ -214,6 +214,7 @@ class SceneReader:
         # When every band's mask is just "not nodata" and we read every band anyway, the
         # dataset mask (valid where any band is not nodata) comes from the pixels in hand;
         # asking GDAL re-decodes each block whenever a tile is larger than its cache.
+        self._dtype = np.dtype(self._ds.dtypes[0])  # one type for all bands (inspect_scene checks)
         flags = [list(f) for f in self._ds.mask_flag_enums]
         self._all_valid = all(f == [MaskFlags.all_valid] for f in flags) and self._alpha is None
         self._nodata_mask = (
@@ -223,13 +224,22 @@ class SceneReader:
         )
 
     def read(self, window: Window, *, raw: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """``(bands, h, w)`` float32 values (times the scale) and ``(h, w)`` bool validity
+        """``(h, w, bands)`` float32 values (times the scale) and ``(h, w)`` bool validity
         for ``window``; with ``raw=True`` the values keep the source dtype, unscaled
-        (the caller converts them in one pass where it lays them out)."""
+        (the caller converts them in one pass where it lays them out).
+
+        Values come pixel-interleaved, as the model takes them: GDAL writes them
+        straight into that layout (rasterio passes the array's strides), so a
+        pixel-interleaved GeoTIFF is copied block by block instead of being split into
+        bands here and interleaved again by the caller (3168^2 x 4 uint16: 0.43 s
+        instead of 0.68 s, read and model-input fill together).
+        """
         unique = sorted(set(self.bands))
+        pixels = np.empty((int(window.height), int(window.width), len(unique)), dtype=self._dtype)
+        data = pixels.transpose(2, 0, 1)  # a bands-first view of the same memory
         try:
             with _serialised(self.url), rasterio.Env(**GDAL_ENV):
-                data = self._ds.read(unique, window=window)
+                self._ds.read(unique, window=window, out=data)
                 if self._nodata_mask:
                     mask = _valid_where_any_band(data, [self._ds.nodatavals[b - 1] for b in unique])
                 elif self._all_valid:
@@ -242,10 +252,10 @@ class SceneReader:
             raise SceneReadError(self.url, f"pixels could not be read at {window} ({exc})") from exc
         order = [unique.index(b) for b in self.bands]
         if order != list(range(len(unique))):
-            data = data[order]
+            pixels = pixels[..., order]
         if raw:
-            return data, mask
-        values = data.astype(np.float32)
+            return pixels, mask
+        values = pixels.astype(np.float32)
         if self.scale != 1.0:
             values *= np.float32(self.scale)
         return values, mask
