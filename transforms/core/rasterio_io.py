@@ -211,10 +211,10 @@ class SceneReader:
         # an alpha band anywhere else (e.g. band 5 of B,G,R,NIR,alpha) is ours to apply.
         interp = list(self._ds.colorinterp)
         self._alpha = interp.index(ColorInterp.alpha) + 1 if ColorInterp.alpha in interp else None
+        self._dtype = np.dtype(self._ds.dtypes[0])  # one type for all bands (inspect_scene checks)
         # When every band's mask is just "not nodata" and we read every band anyway, the
         # dataset mask (valid where any band is not nodata) comes from the pixels in hand;
         # asking GDAL re-decodes each block whenever a tile is larger than its cache.
-        self._dtype = np.dtype(self._ds.dtypes[0])  # one type for all bands (inspect_scene checks)
         flags = [list(f) for f in self._ds.mask_flag_enums]
         self._all_valid = all(f == [MaskFlags.all_valid] for f in flags) and self._alpha is None
         self._nodata_mask = (
