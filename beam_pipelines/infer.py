@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions
 
+from beam_pipelines.runner import make_pipeline, pipeline_options, runs_in_this_process
 from models.bundle import read_metadata, resolve_model_path
 from transforms.core.errors import ConfigError
 from transforms.core.outputs import TMP_DIR, TileRecord, join
@@ -167,10 +167,10 @@ def run_infer(
     **kwargs: Any,
 ) -> InferReport:
     """Build and run the pipeline; returns what succeeded and what failed, per scene."""
-    options = PipelineOptions(_with_default_runner(beam_args or []), save_main_session=False)
+    options = pipeline_options(beam_args, save_main_session=False)
     start = time.perf_counter()
-    p = beam.Pipeline(options=options)
-    in_process = _runs_in_this_process(options)
+    p = make_pipeline(options)
+    in_process = runs_in_this_process(options)
     try:
         # in this process, the model loads while Beam starts up
         build_pipeline(p, scenes, output, preload_model=in_process, **kwargs)
@@ -184,21 +184,6 @@ def run_infer(
     report = _report(result)
     report.seconds = time.perf_counter() - start
     return report
-
-
-def _runs_in_this_process(options: PipelineOptions) -> bool:
-    from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
-
-    runner = options.view_as(StandardOptions).runner or "DirectRunner"
-    mode = options.view_as(DirectOptions).direct_running_mode
-    return str(runner).endswith("DirectRunner") and mode != "multi_processing"
-
-
-def _with_default_runner(args: list[str]) -> list[str]:
-    if any(a == "--runner" or a.startswith("--runner=") for a in args):
-        return args
-    # Without an explicit runner Beam first tries to download Prism (no network here).
-    return ["--runner=DirectRunner", *args]
 
 
 def _report(result: Any) -> InferReport:

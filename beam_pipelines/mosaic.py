@@ -41,15 +41,6 @@ class MosaicReport:
         return json.dumps(asdict(self), indent=2)
 
 
-def _beam_options(beam_args: list[str] | None) -> Any:
-    from apache_beam.options.pipeline_options import PipelineOptions
-
-    args = list(beam_args or [])
-    if not any(a == "--runner" or a.startswith("--runner=") for a in args):
-        args.append("--runner=DirectRunner")  # never let Beam fetch the Prism binary
-    return PipelineOptions(args)
-
-
 def run_mosaic(
     catalog: str,
     output: str,
@@ -65,6 +56,7 @@ def run_mosaic(
     import apache_beam as beam
     from apache_beam.metrics.metric import MetricsFilter
 
+    from beam_pipelines.runner import make_pipeline, pipeline_options
     from transforms.mosaic import (
         NAMESPACE,
         BuildMosaicTiles,
@@ -93,7 +85,7 @@ def run_mosaic(
         specs.append((MosaicSpec(output, product, grid, policy, tuple(priority or ()), table), group))
         planned += len({key for s in group for key, _ in keyed_contributions(s, grid)})
 
-    pipeline = beam.Pipeline(options=_beam_options(beam_args))
+    pipeline = make_pipeline(pipeline_options(beam_args))
     for spec, group in specs:
         _ = (
             pipeline

@@ -319,8 +319,8 @@ def build_and_run(cfg: PrepareConfig, beam_args: list[str]) -> PrepareReport:
     import apache_beam as beam
     import tensorflow_transform.beam as tft_beam
     from apache_beam.metrics.metric import MetricsFilter
-    from apache_beam.options.pipeline_options import PipelineOptions
 
+    from beam_pipelines.runner import make_pipeline, pipeline_options
     from models import preprocess
 
     for scene, label in zip(cfg.scenes, cfg.labels, strict=True):
@@ -334,11 +334,9 @@ def build_and_run(cfg: PrepareConfig, beam_args: list[str]) -> PrepareReport:
         if fs.exists(f"{root}/{stale}"):
             fs.rm(f"{root}/{stale}")
 
-    if not any(a.startswith("--runner") for a in beam_args):
-        beam_args = ["--runner=DirectRunner", *beam_args]
-    options = PipelineOptions(beam_args)
+    options = pipeline_options(beam_args)
     raw_meta = tensor_adapter_config(cfg.patch_size)
-    pipeline = beam.Pipeline(options=options)
+    pipeline = make_pipeline(options)
     with tft_beam.Context(temp_dir=f"{out}/tmp", force_tf_compat_v1=False):
         sampled = (
             pipeline

@@ -185,8 +185,9 @@ def beam_runinference(
     from apache_beam.ml.inference import utils
     from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
+    from beam_pipelines.runner import make_pipeline, pipeline_options
+
     TFModelHandlerNumpy = import_tf_handler()
-    from apache_beam.options.pipeline_options import PipelineOptions
 
     def signature_fn(model: Any, batch: Any, inference_args: Any, model_id: Any = None) -> Any:
         out = model.signatures[SIGNATURE](**{INPUT: tf.constant(np.stack(batch))})[OUTPUT].numpy()
@@ -227,8 +228,9 @@ def beam_runinference(
     with rasterio.open(scene) as src:
         height, width = src.height, src.width
     handler = SavedModelHandler(model_path, inference_fn=signature_fn, min_batch_size=1, max_batch_size=batch_size)
-    options = PipelineOptions(beam_args or ["--runner=DirectRunner"])
-    with beam.Pipeline(options=options) as p:
+    # the runner tessera gets (Beam's DirectRunner minus its Prism attempt): the
+    # comparison is RunInference's batching and copies against tessera's, not runners
+    with make_pipeline(pipeline_options(beam_args)) as p:
         _ = (
             p
             | "Windows" >> beam.Create(_tiles(height, width, tile))

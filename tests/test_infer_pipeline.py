@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import rasterio
 from apache_beam.ml.inference.base import ModelHandler
-from apache_beam.options.pipeline_options import PipelineOptions
 from helpers import reference_probabilities, synthetic_scene
 
 from beam_pipelines.infer import main as infer_main
 from beam_pipelines.infer import run_infer
+from beam_pipelines.runner import make_pipeline, pipeline_options
 from models.bundle import read_metadata
 from models.handlers import BundleModelHandler
 
@@ -176,7 +176,7 @@ def test_run_model_batches_and_dead_letters_a_failed_batch_per_tile() -> None:
         return SimpleNamespace(task=SimpleNamespace(job=job, index=f"t{i}"))
 
     tiles = [(key(i), np.full((4, 4, 3), np.nan if i == 2 else i, dtype=np.float32)) for i in range(5)]
-    with beam.Pipeline(options=PipelineOptions(["--runner=DirectRunner"])) as p:
+    with make_pipeline(pipeline_options(None)) as p:
         predicted, failed = p | beam.Create(tiles, reshuffle=False) | RunModel(_FailingHandler())
         assert_that(predicted | beam.Map(lambda kv: (kv[0].task.index, kv[1].shape)),
                     equal_to([(f"t{i}", (2, 4, 4)) for i in (0, 1, 4)]), label="ok")

@@ -16,10 +16,10 @@ import pytest
 import requests
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.ml.inference.base import RunInference
-from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.util import assert_that, equal_to
 from kserve_util import REPO, FaultProxy, Predictor, shared_predictor
 
+from beam_pipelines.runner import make_pipeline, pipeline_options
 from models.bundle import read_metadata
 from models.handlers import BundleModelHandler
 from models.kserve_handler import KServeModelHandler
@@ -150,8 +150,7 @@ def test_beam_counters_under_faults(
     # seed 0: the two GETs of load_model pass, the first inference POST gets 503 twice
     with FaultProxy(predictor.url, p_503=0.5, seed=0) as proxy:
         h = handler(proxy.url, tiny_bundle, max_batch_size=4, retries=8, backoff_s=0.01, seed=2)
-        options = PipelineOptions(["--runner=DirectRunner"])
-        p = beam.Pipeline(options=options)
+        p = make_pipeline(pipeline_options(None))
         shapes = p | beam.Create(tiles) | RunInference(h) | beam.Map(lambda r: r.shape)
         assert_that(shapes, equal_to([(*tiles[0].shape[:2], 5)] * len(tiles)))
         result = p.run()
