@@ -40,20 +40,21 @@ def export_bundle(model: Any, metadata: dict[str, Any], output: str | os.PathLik
     meta["version"] = content_version(weights_digest_input(model), meta)
     validated = BundleMetadata.model_validate(meta)
 
-    class Serving(tf.Module):
-        def __init__(self, net: Any) -> None:
-            super().__init__()
-            self.net = net
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, bands], tf.float32, name=INPUT_NAME)])
+    def serve(image: Any) -> dict[str, Any]:
+        return {OUTPUT_NAME: tf.cast(model(image, training=False), tf.float32)}
 
-        @tf.function(input_signature=[tf.TensorSpec([None, None, None, bands], tf.float32, name=INPUT_NAME)])
-        def serve(self, image: Any) -> dict[str, Any]:
-            return {OUTPUT_NAME: tf.cast(self.net(image, training=False), tf.float32)}
-
-    module = Serving(model)
+    # The SavedModel holds the weights and this one function, not the Keras model: a
+    # tracked Keras model also saves its ~750 layer objects and five more traced call
+    # graphs, which TensorFlow rebuilds at every load (1.0-1.4 s instead of ~0.3 s on
+    # 2 cores, paid by every `tessera infer`, worker and KServe predictor start).
+    module = tf.Module()
+    module.weights = list(model.weights)
+    module.serve = serve
     out = str(output).rstrip("/")
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / "bundle"
-        tf.saved_model.save(module, str(local), signatures={"serving_default": module.serve})
+        tf.saved_model.save(module, str(local), signatures={"serving_default": serve})
         (local / METADATA_PATH).parent.mkdir(parents=True, exist_ok=True)
         (local / METADATA_PATH).write_text(validated.to_json())
         fs, path = fsspec.core.url_to_fs(out)
