@@ -19,7 +19,7 @@ from typing import Any
 
 import apache_beam as beam
 
-from beam_pipelines.runner import make_pipeline, pipeline_options, runs_in_this_process
+from beam_pipelines.runner import make_pipeline, pipeline_options
 from models.bundle import read_metadata, resolve_model_path
 from transforms.core.errors import ConfigError
 from transforms.core.outputs import TMP_DIR, TileRecord, join
@@ -87,12 +87,8 @@ def build_pipeline(
     batch_size: int = 8,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: bool = False,
-    preload_model: bool = False,
 ) -> beam.PCollection:
-    """Wire the inference graph onto ``p``; returns the per-scene results.
-
-    ``preload_model``: start loading the in-process model now (only when ``p`` runs in
-    this process: DirectRunner without multi_processing)."""
+    """Wire the inference graph onto ``p``; returns the per-scene results."""
     if not scenes:
         raise ConfigError("give at least one scene: --scenes URL [URL ...]")
     profile = load_profile(product).with_overrides(bands=bands, scale=scale, model=model)
@@ -142,8 +138,6 @@ def build_pipeline(
         "failed": failures,
     } | "FinaliseScenes" >> FinaliseScenes(meta.model_dump(mode="json"), postprocess)
     staging = join(settings.output, TMP_DIR, settings.run_token)
-    if preload_model and hasattr(handler, "preload"):
-        handler.preload()
     return results | "UpdateCatalog" >> UpdateCatalog(settings.output, staging)
 
 
@@ -154,7 +148,9 @@ def _postprocess_factory(profile: Any) -> Any:
         from transforms.core import postprocess
 
         meta = read_metadata(job.model_path)
-        return lambda classes_path, workdir: postprocess.apply(profile, classes_path, workdir, meta.class_names)
+        return lambda classes_path, workdir, areas: postprocess.apply(
+            profile, classes_path, workdir, meta.class_names, areas
+        )
 
     return for_job
 
@@ -170,17 +166,9 @@ def run_infer(
     options = pipeline_options(beam_args, save_main_session=False)
     start = time.perf_counter()
     p = make_pipeline(options)
-    in_process = runs_in_this_process(options)
-    try:
-        # in this process, the model loads while Beam starts up
-        build_pipeline(p, scenes, output, preload_model=in_process, **kwargs)
-        result = p.run()
-        result.wait_until_finish()
-    finally:
-        if in_process:
-            from models.handlers import discard_preloaded
-
-            discard_preloaded()
+    build_pipeline(p, scenes, output, **kwargs)
+    result = p.run()
+    result.wait_until_finish()
     report = _report(result)
     report.seconds = time.perf_counter() - start
     return report

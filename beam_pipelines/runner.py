@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.runners.runner import PipelineRunner
 
 DIRECT_NAMES = {"direct", "directrunner", "switchingdirectrunner"}
@@ -48,11 +48,6 @@ def pipeline_options(beam_args: list[str] | None, **overrides: Any) -> PipelineO
 def is_local(options: PipelineOptions) -> bool:
     runner = options.view_as(StandardOptions).runner or "DirectRunner"
     return isinstance(runner, str) and runner.rsplit(".", 1)[-1].lower() in DIRECT_NAMES
-
-
-def runs_in_this_process(options: PipelineOptions) -> bool:
-    """The local runner without subprocess workers: DoFns share this interpreter."""
-    return is_local(options) and options.view_as(DirectOptions).direct_running_mode != "multi_processing"
 
 
 def make_pipeline(options: PipelineOptions) -> beam.Pipeline:

@@ -18,6 +18,8 @@ from beam_pipelines.infer import run_infer
 from beam_pipelines.runner import make_pipeline, pipeline_options
 from models.bundle import read_metadata
 from models.handlers import BundleModelHandler
+from transforms.core import postprocess
+from transforms.core.products import load_profile
 
 H, W = 203, 157  # odd sizes: remainders on both axes
 
@@ -78,9 +80,11 @@ def test_outputs_are_valid_and_reruns_identical(scene, tiny_bundle, tmp_path) ->
             "landcover/odd-scene/classes.tif", "landcover/odd-scene/confidence.tif",
             "landcover/odd-scene/quicklook.png"} <= set(first)
 
-    for name in ("classes.tif", "confidence.tif"):
+    for name, codec in (("classes.tif", "deflate"), ("confidence.tif", "zstd")):
         valid, errors, _ = cog_validate(str(out / "landcover" / "odd-scene" / name))
         assert valid, errors
+        with rasterio.open(out / "landcover" / "odd-scene" / name) as ds:
+            assert ds.compression.name == codec
     item = json.loads((out / "landcover/odd-scene/odd-scene.json").read_text())
     validate_core(item)
     validate_core(json.loads((out / "landcover/collection.json").read_text()))
@@ -90,6 +94,12 @@ def test_outputs_are_valid_and_reruns_identical(scene, tiny_bundle, tmp_path) ->
     assert props["proj:shape"] == [H, W] and props["mlm:name"] == "tessera-reference"
     assert [link["href"] for link in item["links"] if link["rel"] == "derived_from"] == [str(path)]
     assert item["assets"]["classes"]["classification:classes"][1]["name"] == "building"
+    # the areas counted tile by tile are what a pass over the published class COG finds
+    names = [c["name"] for c in item["assets"]["classes"]["classification:classes"]]
+    _, scanned = postprocess.apply(load_profile("landcover"), str(out / "landcover/odd-scene/classes.tif"),
+                                   str(tmp_path / "scan"), names)
+    assert props["tessera:class_areas_m2"] == scanned["tessera:class_areas_m2"]
+    assert props["tessera:valid_area_m2"] == scanned["tessera:valid_area_m2"] > 0
 
     # a rerun, with every bundle replayed twice, rewrites the same bytes
     assert run_infer([str(path)], str(out), model=tiny_bundle, tile_size=32,

@@ -85,6 +85,20 @@ def test_landcover_class_areas(tmp_path: Path) -> None:
     assert props["tessera:valid_area_m2"] == pytest.approx((classes != 255).sum() * 2.25)
 
 
+def test_counted_areas_are_used_without_reading_the_cog(tmp_path: Path) -> None:
+    classes = S.synthetic_classes(90, 70, 3)
+    classes[:5] = 255
+    _, scanned = postprocess.apply(load_profile("landcover"), classes_cog(tmp_path, classes), str(tmp_path / "o"), NAMES)
+    counts = np.zeros(256, np.int64)
+    for value, pixels in postprocess.value_counts(classes):
+        counts[value] += pixels
+    areas = postprocess.areas_from_counts(counts, UTM, S.grid_transform(0, 0))
+    missing = str(tmp_path / "not-a-cog.tif")  # nothing to read: the counts are enough
+    assert postprocess.apply(load_profile("landcover"), missing, str(tmp_path / "o"), NAMES, areas) == ({}, scanned)
+    # per-row pixel areas (geographic grids) are left to the pass over the COG
+    assert postprocess.areas_from_counts(counts, CRS.from_epsg(4326).to_wkt(), Affine(1e-4, 0, 2, 0, -1e-4, 48)) is None
+
+
 def test_water_mask_and_area(tmp_path: Path) -> None:
     classes = S.synthetic_classes(80, 80, 5)
     classes[70:] = 255

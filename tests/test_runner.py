@@ -8,7 +8,7 @@ import apache_beam as beam
 import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
-from beam_pipelines.runner import LocalRunner, make_pipeline, pipeline_options, runs_in_this_process
+from beam_pipelines.runner import LocalRunner, make_pipeline, pipeline_options
 
 
 @pytest.mark.parametrize("args", [None, ["--runner=DirectRunner"], ["--runner", "direct"],
@@ -33,8 +33,3 @@ def test_a_pipeline_runs_without_trying_prism(caplog: pytest.LogCaptureFixture) 
         assert_that(doubled, equal_to([2, 4, 6]))
     assert not [r for r in caplog.records if "prism" in r.getMessage().lower()]
 
-
-def test_subprocess_workers_are_not_this_process() -> None:
-    assert runs_in_this_process(pipeline_options(None))
-    assert not runs_in_this_process(pipeline_options(["--direct_running_mode=multi_processing"]))
-    assert not runs_in_this_process(pipeline_options(["--runner=DataflowRunner"]))

@@ -16,7 +16,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms.core.errors import SceneError
-from transforms.core.grid import fill_model_input
+from transforms.core.grid import aligned_empty, fill_model_input
 from transforms.core.rasterio_io import SceneReader
 from transforms.core.stitch import decode_array, encode_array
 from transforms.plan import FAILED, TileTask
@@ -93,7 +93,7 @@ def read_tile(reader: SceneReader, task: TileTask) -> _Read:
     if not valid.any():
         return _Read(task, SKIPPED, task, seconds)
     side = grid.padded_size
-    out = fill_model_input(values, grid, index, np.empty((side, side, values.shape[-1]), dtype=np.float32))
+    out = fill_model_input(values, grid, index, aligned_empty((side, side, values.shape[-1])))
     if task.job.scale != 1.0:
         out *= np.float32(task.job.scale)
     value = (TileInput(task, np.ascontiguousarray(valid)), out)

@@ -20,6 +20,7 @@ from transforms.core.outputs import (
     remove_tree,
     update_catalog,
 )
+from transforms.core.postprocess import value_counts
 from transforms.core.stitch import crop_prediction, encode_array
 from transforms.plan import TileTask
 from transforms.read import TileInput
@@ -51,7 +52,7 @@ class _WriteTiles(beam.DoFn):
         self.bytes.inc(len(data))
         if self.progress:
             self._report(task)
-        yield task.job.key, TileRecord(task.index, True)
+        yield task.job.key, TileRecord(task.index, True, value_counts(planes[0]))
 
     def _report(self, task: TileTask) -> None:
         key = task.job.key

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import fsspec
+import numpy as np
+from rasterio import Affine
 from rasterio.windows import Window
 
 from transforms.core import stac
@@ -122,6 +124,9 @@ class TileRecord:
 
     index: TileIndex
     written: bool  # False: the tile had no valid pixel and was never sent to the model
+    # (class value, pixels) in the tile's core, no-data included; None: not counted.
+    # The Item's areas come from these instead of a second pass over the class COG.
+    counts: tuple[tuple[int, int], ...] | None = None
 
 
 def finalise_scene(
@@ -129,7 +134,8 @@ def finalise_scene(
     records: Iterable[TileRecord],
     metadata: dict[str, Any],
     *,
-    postprocess: Callable[[str, str], tuple[dict[str, dict[str, Any]], dict[str, Any]]] | None = None,
+    postprocess: Callable[[str, str, np.ndarray | None], tuple[dict[str, dict[str, Any]], dict[str, Any]]]
+    | None = None,
 ) -> str:
     """Assemble the scene's COGs, quicklook and Item from its tile records; return the Item URL.
 
@@ -152,6 +158,8 @@ def finalise_scene(
     colormap = {c["id"]: _rgba(c["colour"]) for c in classes_meta}
     colormap[NODATA] = (0, 0, 0, 0)
 
+    areas = _areas_from_records(by_index.values(), scene.crs_wkt, scene.transform)
+
     def tiles() -> Iterable[tuple[Window, Any]]:
         for index in sorted(by_index):
             if not by_index[index].written:
@@ -171,7 +179,7 @@ def finalise_scene(
             with open(os.path.join(work, "quicklook.png"), "wb") as f:
                 f.write(quicklook_png(classes_path, colormap))
             if postprocess is not None:
-                extra_assets, extra_props = postprocess(classes_path, work)
+                extra_assets, extra_props = postprocess(classes_path, work, areas)
 
         assemble_cogs(
             geo,
@@ -180,6 +188,7 @@ def finalise_scene(
             work,
             colormaps={0: colormap},
             after_first=from_classes,
+            codecs={1: "ZSTD"},
         )
 
         bbox, geometry, native_bbox = stac.footprint(scene.width, scene.height, scene.crs_wkt, scene.transform)
@@ -212,6 +221,23 @@ def finalise_scene(
         item_url = join(job.item_dir, f"{scene.scene_id}.json")
         write_bytes(item_url, stac.dumps(doc))
     return item_url
+
+
+def _areas_from_records(records: Iterable[TileRecord], crs_wkt: str, transform: Any) -> np.ndarray | None:
+    """m^2 per class value over the scene from the tiles' counts (exact integer sums, so
+    the same for any tiling), or None when a written tile was not counted or the grid's
+    pixel area varies (geographic CRS): post-processing then measures the class COG."""
+    from transforms.core.postprocess import areas_from_counts
+
+    total = np.zeros(256, dtype=np.int64)
+    for record in records:
+        if not record.written:
+            continue
+        if record.counts is None:
+            return None
+        for value, pixels in record.counts:
+            total[value] += pixels
+    return areas_from_counts(total, crs_wkt, Affine(*transform))
 
 
 def _with_nodata_fill(

@@ -121,6 +121,20 @@ def class_areas_m2(classes: np.ndarray, crs_wkt: str, transform: Affine, row_off
     return {v: round(float(a), 3) for v, a in enumerate(sums) if a > 0 and v != NODATA}
 
 
+def value_counts(block: np.ndarray) -> tuple[tuple[int, int], ...]:
+    """``(value, pixels)`` for every value present in a uint8 block."""
+    counts = np.bincount(block.ravel(), minlength=256)
+    return tuple((int(v), int(counts[v])) for v in np.flatnonzero(counts))
+
+
+def areas_from_counts(counts: np.ndarray, crs_wkt: str, transform: Affine) -> np.ndarray | None:
+    """m^2 per value (0-255) from whole-raster pixel counts where every pixel has the
+    same area (projected grids); None on geographic grids, whose area varies by row."""
+    if CRS.from_wkt(crs_wkt).is_geographic:
+        return None
+    return np.asarray(counts, dtype=np.float64) * float(row_areas_m2(crs_wkt, transform, 0, 1)[0])
+
+
 def _weighted_counts(block: np.ndarray, row_area: np.ndarray) -> np.ndarray:
     """Area per value (0-255) of a uint8 block whose row ``i`` has pixels of ``row_area[i]``.
 
@@ -150,10 +164,13 @@ def _ids(names: list[str], class_names: list[str], what: str) -> list[int]:
 
 
 def apply(
-    profile: Any, classes_path: str, out_dir: str, class_names: list[str]
+    profile: Any, classes_path: str, out_dir: str, class_names: list[str], areas: np.ndarray | None = None
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """Run the profile's post-processing on a local classes COG; write files into
-    ``out_dir``; return (STAC assets with relative hrefs, Item properties)."""
+    ``out_dir``; return (STAC assets with relative hrefs, Item properties).
+
+    ``areas``: m^2 per class value (0-255) when the caller already counted them (the
+    pipeline does, per tile); with nothing else to compute, the COG is not read."""
     cfg = parse_config(profile.postprocess, getattr(profile, "name", "?"))
     assets: dict[str, dict[str, Any]] = {}
     props: dict[str, Any] = {}
@@ -163,6 +180,8 @@ def apply(
     foot_ids = _ids(cfg.footprints.classes, class_names, "footprints") if cfg.footprints else []
     dens_ids = _ids(cfg.density.classes, class_names, "density") if cfg.density else []
     os.makedirs(out_dir, exist_ok=True)
+    if areas is not None and not (cfg.masks or cfg.footprints or cfg.density):
+        return assets, _area_props(cfg, areas, class_names)
 
     with rasterio.open(classes_path) as src:
         crs_wkt, transform = src.crs.to_wkt(), src.transform
@@ -173,7 +192,7 @@ def apply(
         if cfg.density:
             cell = max(1, round(cfg.density.cell_m / pixel_m))
             block = max(cell, block // cell * cell)  # blocks hold whole density cells
-        area_sums = np.zeros(256, dtype=np.float64)
+        area_sums = np.zeros(256, dtype=np.float64) if areas is None else np.asarray(areas, dtype=np.float64)
         mask_area = dict.fromkeys(mask_ids, 0.0)
         mask_writers = {name: _open_mask(os.path.join(out_dir, f"{name}.tmp.tif"), src) for name in mask_ids}
         vector = _Vectoriser(height, width) if cfg.footprints else None
@@ -182,7 +201,8 @@ def apply(
             for win in blocks(height, width, block):
                 data = src.read(1, window=win)
                 row_area = row_areas_m2(crs_wkt, transform, int(win.row_off), int(win.height))
-                area_sums += _weighted_counts(data, row_area)
+                if areas is None:
+                    area_sums += _weighted_counts(data, row_area)
                 valid = data != NODATA
                 for name, ids in mask_ids.items():
                     hit = np.isin(data, ids)
@@ -196,13 +216,8 @@ def apply(
             for w in mask_writers.values():
                 w.close()
 
-    names = {i: n for i, n in enumerate(class_names)}
-    valid_area = float(area_sums[:NODATA].sum())
-    props["tessera:valid_area_m2"] = round(valid_area, 3)
-    if cfg.class_areas:
-        props["tessera:class_areas_m2"] = {
-            names.get(v, str(v)): round(float(a), 3) for v, a in enumerate(area_sums[:NODATA]) if a > 0
-        }
+    props.update(_area_props(cfg, area_sums, class_names))
+    valid_area = props["tessera:valid_area_m2"]
     for m in cfg.masks:
         tmp = os.path.join(out_dir, f"{m.name}.tmp.tif")
         _to_cog(tmp, os.path.join(out_dir, f"{m.name}.tif"), {0: (0, 0, 0, 0), 1: m.rgba, NODATA: (0, 0, 0, 0)})
@@ -226,6 +241,16 @@ def apply(
         if valid_area > 0:
             props["tessera:built_up_m2_per_km2"] = round(built / (valid_area / 1e6), 3)
     return assets, props
+
+
+def _area_props(cfg: PostprocessConfig, area_sums: np.ndarray, class_names: list[str]) -> dict[str, Any]:
+    names = dict(enumerate(class_names))
+    props: dict[str, Any] = {"tessera:valid_area_m2": round(float(area_sums[:NODATA].sum()), 3)}
+    if cfg.class_areas:
+        props["tessera:class_areas_m2"] = {
+            names.get(v, str(v)): round(float(a), 3) for v, a in enumerate(area_sums[:NODATA]) if a > 0
+        }
+    return props
 
 
 def _open_mask(path: str, src: Any) -> Any:

@@ -29,6 +29,11 @@ NODATA = 255
 COG_BLOCK = 512
 # libdeflate level 1: half the time of the default 6 on class maps, files ~30 % larger
 COG_DEFLATE_LEVEL = 1
+# The confidence plane (noisy, 10x the class map's bytes) is written with ZSTD level 1:
+# 0.22 s instead of 0.41-0.50 s for a 6144^2 plane, 1 % larger. The class map keeps
+# DEFLATE, which every GeoTIFF reader decodes; GDAL (>= 2.3), rasterio, QGIS and
+# titiler read ZSTD too.
+COG_CODECS = {"DEFLATE": {"compress": "DEFLATE", "level": COG_DEFLATE_LEVEL}, "ZSTD": {"compress": "ZSTD", "level": 1}}
 
 
 def crop_prediction(planes: np.ndarray, valid: np.ndarray, grid: TileGrid, index: TileIndex) -> np.ndarray:
@@ -77,8 +82,10 @@ def assemble_cogs(
     workdir: str,
     colormaps: dict[int, dict[int, tuple[int, int, int, int]]] | None = None,
     after_first: Callable[[], None] | None = None,
+    codecs: dict[int, str] | None = None,
 ) -> None:
-    """Write plane ``p`` of every ``(window, planes)`` into a COG at ``outputs[p]``.
+    """Write plane ``p`` of every ``(window, planes)`` into a COG at ``outputs[p]``,
+    compressed with ``codecs[p]`` (a ``COG_CODECS`` name; DEFLATE by default).
 
     Pixels no tile covers stay no-data. Only one tile is in memory at a time; GDAL
     works block by block within its capped cache. ``after_first`` runs as soon as the
@@ -115,7 +122,7 @@ def assemble_cogs(
                 ds.close()
 
     def to_cog(p: int) -> None:
-        staging_to_cog(staging[p], outputs[p])
+        staging_to_cog(staging[p], outputs[p], (codecs or {}).get(p, "DEFLATE"))
         os.remove(staging[p])
 
     # The first plane converts alone (each copy already uses every core), then the
@@ -140,7 +147,7 @@ def cog_overview_factors(width: int, height: int, block: int = COG_BLOCK) -> lis
     return factors
 
 
-def staging_to_cog(staging: str, output: str) -> None:
+def staging_to_cog(staging: str, output: str, codec: str = "DEFLATE") -> None:
     """Copy an uncompressed, COG-blocked staging GeoTIFF into a COG (nearest overviews).
 
     The overviews are built inside the staging file first, uncompressed, and the COG
@@ -157,8 +164,7 @@ def staging_to_cog(staging: str, output: str) -> None:
             staging,
             output,
             driver="COG",
-            compress="DEFLATE",
-            level=COG_DEFLATE_LEVEL,
+            **COG_CODECS[codec],
             blocksize=COG_BLOCK,
             overviews="FORCE_USE_EXISTING" if factors else "NONE",
             resampling="nearest",
