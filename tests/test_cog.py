@@ -15,6 +15,7 @@ from transforms.core.stitch import (
     COG_BLOCK,
     COG_DEFLATE_LEVEL,
     cog_overview_factors,
+    quicklook_png,
     staging_to_cog,
 )
 
@@ -79,3 +80,23 @@ def test_overview_factors_stop_once_one_block_holds_the_overview() -> None:
     assert cog_overview_factors(513, 10) == [2]
     assert cog_overview_factors(9216, 9216) == [2, 4, 8, 16, 32]
     assert cog_overview_factors(1025, 100, block=256) == [2, 4, 8]
+
+
+def test_quicklook_decodes_to_the_colour_map_with_transparent_nodata(tmp_path: Path) -> None:
+    import io
+
+    from PIL import Image
+
+    staging = tmp_path / "stage.tif"
+    _staging(staging, 700, 450, 3)
+    colormap = {v: (10 * v, 255 - 20 * v, 7 * v, 255) for v in range(7)}
+    colormap[255] = (0, 0, 0, 0)
+    png = quicklook_png(str(staging), colormap, max_side=300)
+    with rasterio.open(staging) as ds:
+        classes = ds.read(1, out_shape=(ds.height // 3, ds.width // 3), resampling=rasterio.enums.Resampling.nearest)
+    rgba = np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))
+    lut = np.zeros((256, 4), np.uint8)
+    for value, colour in colormap.items():
+        lut[value] = colour
+    np.testing.assert_array_equal(rgba, lut[classes])
+    assert rgba[0, 0, 3] == 0 and rgba[-1, -1, 3] == 255

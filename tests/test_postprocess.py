@@ -85,6 +85,15 @@ def test_landcover_class_areas(tmp_path: Path) -> None:
     assert props["tessera:valid_area_m2"] == pytest.approx((classes != 255).sum() * 2.25)
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (3, 5), (64, 64), (7, 9)])
+def test_value_counts_equal_bincount(shape: tuple[int, int]) -> None:
+    block = np.random.default_rng(shape[0]).integers(0, 256, shape, dtype=np.uint8)
+    block[0, 0] = 255
+    expected = np.bincount(block.ravel(), minlength=256)
+    assert postprocess.value_counts(block) == tuple((v, int(expected[v])) for v in np.flatnonzero(expected))
+    assert postprocess.value_counts(block[:, ::2]) == postprocess.value_counts(np.array(block[:, ::2]))
+
+
 def test_counted_areas_are_used_without_reading_the_cog(tmp_path: Path) -> None:
     classes = S.synthetic_classes(90, 70, 3)
     classes[:5] = 255

@@ -76,13 +76,13 @@ class _Read:
     pixels: int = 0
 
 
-def read_tile(reader: SceneReader, task: TileTask) -> _Read:
+def read_tile(reader: SceneReader, task: TileTask, *, all_cores: bool = False) -> _Read:
     """The tile's ``(T+2h, T+2h, C)`` float32 model input and its core's validity."""
     grid, index = task.job.grid, task.index
     start = time.perf_counter()
     window = grid.read_window(index)
     try:
-        values, mask = reader.read(window, raw=True)
+        values, mask = reader.read(window, raw=True, all_cores=all_cores)
     except SceneError as exc:
         return _Read(task, FAILED, (task.job.key, task.job.scene.url, str(exc)))
     seconds = time.perf_counter() - start
@@ -105,7 +105,8 @@ class _ReadTiles(beam.DoFn):
 
     Reads run one tile ahead on a worker thread: while the model works on tile k
     (downstream, in the same fused stage), GDAL fetches and decompresses the next
-    tile with the GIL released. Open datasets are kept on that thread (a few scenes
+    tile with the GIL released; a bundle's first read, which the model waits for,
+    decodes on every core. Open datasets are kept on that thread (a few scenes
     at a time): opening a remote GeoTIFF costs round trips. Tiles with no valid pixel are counted
     and emitted as empty records so the finaliser knows they were not lost.
     """
@@ -135,20 +136,23 @@ class _ReadTiles(beam.DoFn):
             self._readers.popitem(last=False)[1].close()
         return reader
 
-    def _read(self, task: TileTask) -> _Read:
+    def _read(self, task: TileTask, all_cores: bool) -> _Read:
         try:
             reader = self._reader(task)
         except SceneError as exc:
             return _Read(task, FAILED, (task.job.key, task.job.scene.url, str(exc)))
-        return read_tile(reader, task)
+        return read_tile(reader, task, all_cores=all_cores)
 
     def start_bundle(self) -> None:
         self._pending.clear()
+        self._first = True
 
     def process(
         self, task: TileTask, timestamp: Any = beam.DoFn.TimestampParam, window: Any = beam.DoFn.WindowParam
     ) -> Iterator[object]:
-        self._pending.append((self._pool.submit(self._read, task), timestamp, window))
+        # the bundle's first read has nothing beside it (the model waits for it): all cores
+        self._pending.append((self._pool.submit(self._read, task, self._first), timestamp, window))
+        self._first = False
         while len(self._pending) > self.READ_AHEAD:
             future, _, _ = self._pending.popleft()
             yield from self._emit(future.result())
