@@ -25,14 +25,33 @@ from transforms.core.grid import TENSOR_ALIGNMENT
 CONFIDENCE_SCALE = 254.0  # confidence plane: round(max probability * 254); 255 is no-data
 
 
+UNROLL_MAX_CLASSES = 64
+
+
 def _planes_graph(probabilities: Any) -> Any:
     """``(N, H, W, K)`` probabilities -> ``(N, 2, H, W)`` uint8: the class (argmax, the
-    first on ties) and the confidence ``round(max * 254)`` (half to even, like numpy)."""
+    first on ties) and the confidence ``round(max * 254)`` (half to even, like numpy).
+
+    With K known when tracing (a model's output always has it), the class comes from a
+    running maximum over the K planes: element-wise, vectorised ops instead of
+    ``tf.argmax`` along a short innermost axis, which Eigen reduces one pixel at a
+    time (3168^2 x 5: 0.15 s instead of 0.38 s per tile, 5 % of the model call).
+    Both give the same bytes, ties included (the test suite checks it).
+    """
     import tensorflow as tf
 
-    best = tf.cast(tf.argmax(probabilities, axis=-1, output_type=tf.int32), tf.uint8)
-    confidence = tf.cast(tf.round(tf.reduce_max(probabilities, axis=-1) * CONFIDENCE_SCALE), tf.uint8)
-    return tf.stack([best, confidence], axis=1)
+    classes = probabilities.shape[-1]
+    if classes is None or classes > UNROLL_MAX_CLASSES:
+        best = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+        top = tf.reduce_max(probabilities, axis=-1)
+    else:
+        planes = tf.unstack(probabilities, num=classes, axis=-1)
+        top, best = planes[0], tf.zeros_like(planes[0], dtype=tf.int32)
+        for k, plane in enumerate(planes[1:], start=1):
+            best = tf.where(plane > top, k, best)  # strictly greater: the first max wins
+            top = tf.maximum(plane, top)
+    confidence = tf.cast(tf.round(top * CONFIDENCE_SCALE), tf.uint8)
+    return tf.stack([tf.cast(best, tf.uint8), confidence], axis=1)
 
 
 def batch_nbytes(batch: Any) -> int:
@@ -62,7 +81,7 @@ def as_tensor(batch: np.ndarray) -> Any:
     return tf.constant(batch, dtype=tf.float32)
 
 
-_to_planes: Any = None
+_to_planes: dict[int, Any] = {}
 
 CPU_ALLOCATOR_ENV = "TF_CPU_ALLOCATOR_USE_BFC"
 
@@ -83,14 +102,14 @@ def use_caching_cpu_allocator() -> None:
 def probabilities_to_planes(probabilities: np.ndarray) -> np.ndarray:
     """The planes of probabilities computed elsewhere (a KServe answer): same graph,
     so local and remote inference publish identical bytes."""
-    global _to_planes
     import tensorflow as tf
 
-    if _to_planes is None:
-        _to_planes = tf.function(
-            _planes_graph, input_signature=[tf.TensorSpec([None, None, None, None], tf.float32)]
-        )
-    return _to_planes(tf.constant(np.asarray(probabilities, dtype=np.float32))).numpy()  # type: ignore[no-any-return]
+    probabilities = np.asarray(probabilities, dtype=np.float32)
+    classes = int(probabilities.shape[-1])
+    if classes not in _to_planes:  # one trace per class count, any tile size
+        spec = [tf.TensorSpec([None, None, None, classes], tf.float32)]
+        _to_planes[classes] = tf.function(_planes_graph, input_signature=spec)
+    return _to_planes[classes](tf.constant(probabilities)).numpy()  # type: ignore[no-any-return]
 
 
 class LoadedBundle:

@@ -78,3 +78,22 @@ def test_aligned_model_inputs_reach_tensorflow_without_a_copy(tiny_bundle: str) 
     bundle = load_bundle(tiny_bundle)
     offset[...] = aligned
     np.testing.assert_array_equal(bundle.planes(aligned), bundle.planes(offset))
+
+
+@pytest.mark.parametrize("classes", [1, 2, 5, 9])
+def test_planes_equal_argmax_ties_included(classes: int) -> None:
+    """The running-maximum planes (class count known when tracing) equal tf.argmax and
+    numpy's argmax, the first maximum winning ties, and the rounded confidence."""
+    import numpy as np
+    import tensorflow as tf
+
+    from models.bundle_runtime import CONFIDENCE_SCALE, _planes_graph, probabilities_to_planes
+
+    rng = np.random.default_rng(classes)
+    probs = (np.round(rng.random((2, 17, 23, classes)) * 4) / 4).astype(np.float32)  # many ties
+    probs[0, 0, 0] = 0.5  # a tie across every class
+    unknown = tf.function(_planes_graph, input_signature=[tf.TensorSpec([None] * 4, tf.float32)])
+    expected = np.stack([np.argmax(probs, axis=-1).astype(np.uint8),
+                         np.round(probs.max(axis=-1) * CONFIDENCE_SCALE).astype(np.uint8)], axis=1)
+    np.testing.assert_array_equal(probabilities_to_planes(probs), expected)
+    np.testing.assert_array_equal(unknown(tf.constant(probs)).numpy(), expected)
