@@ -8,44 +8,17 @@ falls back to the in-process ``FnApiRunner`` about 1.3 s later (a fifth of a 614
 different runner. tessera's pipelines are batch pipelines the ``FnApiRunner`` runs, so
 the DirectRunner name (and no ``--runner`` at all) maps straight to it, with the
 provisioning info the DirectRunner gives it. Every other runner passes through as named.
-
-While it runs, Beam's step-time sampler ticks every 10 ms: its default period ramps up
-to 200 ms, and stopping it at the end of each bundle joins its sleeping thread, so every
-stage longer than a second finished up to 200 ms late (0.15-0.35 s of a 15 s 6144^2 run).
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.runners.runner import PipelineRunner
-from apache_beam.runners.worker import statesampler
 
 DIRECT_NAMES = {"direct", "directrunner", "switchingdirectrunner"}
-STATE_SAMPLING_MS = 10
-
-
-class _PromptStateSampler(statesampler.StateSampler):  # type: ignore[misc]
-    """Beam's sampler at a fixed 10 ms period (its loop runs without the GIL)."""
-
-    def __init__(self, prefix: str, counter_factory: Any, sampling_period_ms: int = STATE_SAMPLING_MS) -> None:
-        super().__init__(prefix, counter_factory, min(sampling_period_ms, STATE_SAMPLING_MS))
-
-
-@contextlib.contextmanager
-def prompt_state_sampling() -> Iterator[None]:
-    """Bundle processors created inside use ``_PromptStateSampler``."""
-    original = statesampler.StateSampler
-    statesampler.StateSampler = _PromptStateSampler
-    try:
-        yield
-    finally:
-        statesampler.StateSampler = original
-
 
 class LocalRunner(PipelineRunner):  # type: ignore[misc]
     """What ``DirectRunner`` runs a batch pipeline on, without its Prism attempt.
@@ -60,8 +33,7 @@ class LocalRunner(PipelineRunner):  # type: ignore[misc]
 
         encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
         info = fn_runner.ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
-        with prompt_state_sampling():
-            return fn_runner.FnApiRunner(provision_info=info).run_pipeline(pipeline, options)
+        return fn_runner.FnApiRunner(provision_info=info).run_pipeline(pipeline, options)
 
 
 def pipeline_options(beam_args: list[str] | None, **overrides: Any) -> PipelineOptions:

@@ -18,7 +18,6 @@ from apache_beam.ml.inference.base import ModelHandler
 
 from models.bundle import BundleMetadata, read_metadata, resolve_model_path
 from models.bundle_runtime import batch_nbytes, load_bundle
-from transforms.core.grid import aligned_empty
 
 
 class BundleModelHandler(ModelHandler[np.ndarray, np.ndarray, Any]):
@@ -55,11 +54,7 @@ class BundleModelHandler(ModelHandler[np.ndarray, np.ndarray, Any]):
     def run_inference(
         self, batch: Sequence[np.ndarray], model: Any, inference_args: dict[str, Any] | None = None
     ) -> Iterable[np.ndarray]:
-        if len(batch) == 1:
-            stacked = batch[0][None]
-        else:  # into an aligned buffer, which TensorFlow takes without another copy
-            out = aligned_empty((len(batch), *np.shape(batch[0])), np.float32)
-            stacked = np.stack(batch, out=out, casting="same_kind")
+        stacked = batch[0][None] if len(batch) == 1 else np.stack(batch)
         stacked = stacked.astype(np.float32, copy=False)
         return list(model.planes(stacked) if self._planes else model(stacked))
 

@@ -16,7 +16,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms.core.errors import SceneError
-from transforms.core.grid import aligned_empty, fill_model_input
+from transforms.core.grid import fill_model_input
 from transforms.core.rasterio_io import SceneReader
 from transforms.core.stitch import decode_array, encode_array
 from transforms.plan import FAILED, TileTask
@@ -76,13 +76,13 @@ class _Read:
     pixels: int = 0
 
 
-def read_tile(reader: SceneReader, task: TileTask, *, all_cores: bool = False) -> _Read:
+def read_tile(reader: SceneReader, task: TileTask) -> _Read:
     """The tile's ``(T+2h, T+2h, C)`` float32 model input and its core's validity."""
     grid, index = task.job.grid, task.index
     start = time.perf_counter()
     window = grid.read_window(index)
     try:
-        values, mask = reader.read(window, raw=True, all_cores=all_cores)
+        values, mask = reader.read(window, raw=True)
     except SceneError as exc:
         return _Read(task, FAILED, (task.job.key, task.job.scene.url, str(exc)))
     seconds = time.perf_counter() - start
@@ -93,7 +93,7 @@ def read_tile(reader: SceneReader, task: TileTask, *, all_cores: bool = False) -
     if not valid.any():
         return _Read(task, SKIPPED, task, seconds)
     side = grid.padded_size
-    out = fill_model_input(values, grid, index, aligned_empty((side, side, values.shape[-1])))
+    out = fill_model_input(values, grid, index, np.empty((side, side, values.shape[-1]), dtype=np.float32))
     if task.job.scale != 1.0:
         out *= np.float32(task.job.scale)
     value = (TileInput(task, np.ascontiguousarray(valid)), out)
@@ -105,8 +105,7 @@ class _ReadTiles(beam.DoFn):
 
     Reads run one tile ahead on a worker thread: while the model works on tile k
     (downstream, in the same fused stage), GDAL fetches and decompresses the next
-    tile with the GIL released; a bundle's first read, which the model waits for,
-    decodes on every core. Open datasets are kept on that thread (a few scenes
+    tile with the GIL released. Open datasets are kept on that thread (a few scenes
     at a time): opening a remote GeoTIFF costs round trips. Tiles with no valid pixel are counted
     and emitted as empty records so the finaliser knows they were not lost.
     """
@@ -136,23 +135,20 @@ class _ReadTiles(beam.DoFn):
             self._readers.popitem(last=False)[1].close()
         return reader
 
-    def _read(self, task: TileTask, all_cores: bool) -> _Read:
+    def _read(self, task: TileTask) -> _Read:
         try:
             reader = self._reader(task)
         except SceneError as exc:
             return _Read(task, FAILED, (task.job.key, task.job.scene.url, str(exc)))
-        return read_tile(reader, task, all_cores=all_cores)
+        return read_tile(reader, task)
 
     def start_bundle(self) -> None:
         self._pending.clear()
-        self._first = True
 
     def process(
         self, task: TileTask, timestamp: Any = beam.DoFn.TimestampParam, window: Any = beam.DoFn.WindowParam
     ) -> Iterator[object]:
-        # the bundle's first read has nothing beside it (the model waits for it): all cores
-        self._pending.append((self._pool.submit(self._read, task, self._first), timestamp, window))
-        self._first = False
+        self._pending.append((self._pool.submit(self._read, task), timestamp, window))
         while len(self._pending) > self.READ_AHEAD:
             future, _, _ = self._pending.popleft()
             yield from self._emit(future.result())

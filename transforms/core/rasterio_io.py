@@ -207,7 +207,6 @@ class SceneReader:
                 self._ds = open_dataset(url)
         except RasterioError as exc:
             raise SceneReadError(url, f"cannot be opened ({exc})") from exc
-        self._ds_all_cores: Any = None
         # GDAL derives a mask from alpha only for gray+alpha and RGB+alpha layouts;
         # an alpha band anywhere else (e.g. band 5 of B,G,R,NIR,alpha) is ours to apply.
         interp = list(self._ds.colorinterp)
@@ -224,22 +223,10 @@ class SceneReader:
             and sorted(set(bands)) == list(range(1, self._ds.count + 1))
         )
 
-    def _all_cores(self) -> Any:
-        """A second handle that decodes blocks on every core (GDAL reads the thread
-        count when a dataset opens, not per read)."""
-        if self._ds_all_cores is None:
-            with _serialised(self.url), rasterio.Env(**{**GDAL_ENV, "GDAL_NUM_THREADS": "ALL_CPUS"}):
-                self._ds_all_cores = open_dataset(self.url)
-        return self._ds_all_cores
-
-    def read(self, window: Window, *, raw: bool = False, all_cores: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    def read(self, window: Window, *, raw: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """``(h, w, bands)`` float32 values (times the scale) and ``(h, w)`` bool validity
         for ``window``; with ``raw=True`` the values keep the source dtype, unscaled
         (the caller converts them in one pass where it lays them out).
-
-        ``all_cores``: decode on every core, for a read nothing else waits beside (the
-        first tile: a lone 3120^2 x 4 read takes 0.32 s instead of 0.55 s). Beside a
-        model that keeps the cores busy it only adds contention (3 % slower runs).
 
         Values come pixel-interleaved, as the model takes them: GDAL writes them
         straight into that layout (rasterio passes the array's strides), so a
@@ -251,9 +238,8 @@ class SceneReader:
         pixels = np.empty((int(window.height), int(window.width), len(unique)), dtype=self._dtype)
         data = pixels.transpose(2, 0, 1)  # a bands-first view of the same memory
         try:
-            source = self._all_cores() if all_cores else self._ds
             with _serialised(self.url), rasterio.Env(**GDAL_ENV):
-                source.read(unique, window=window, out=data)
+                self._ds.read(unique, window=window, out=data)
                 if self._nodata_mask:
                     mask = _valid_where_any_band(data, [self._ds.nodatavals[b - 1] for b in unique])
                 elif self._all_valid:
@@ -277,8 +263,6 @@ class SceneReader:
     def close(self) -> None:
         with _serialised(self.url):
             self._ds.close()
-            if self._ds_all_cores is not None:
-                self._ds_all_cores.close()
 
 
 def _valid_where_any_band(data: np.ndarray, nodata: list[float | None]) -> np.ndarray:
