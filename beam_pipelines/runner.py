@@ -20,6 +20,7 @@ from apache_beam.runners.runner import PipelineRunner
 
 DIRECT_NAMES = {"direct", "directrunner", "switchingdirectrunner"}
 
+
 class LocalRunner(PipelineRunner):  # type: ignore[misc]
     """What ``DirectRunner`` runs a batch pipeline on, without its Prism attempt.
 

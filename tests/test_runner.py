@@ -32,4 +32,3 @@ def test_a_pipeline_runs_without_trying_prism(caplog: pytest.LogCaptureFixture) 
         doubled = p | beam.Create([1, 2, 3]) | beam.Map(lambda x: 2 * x)
         assert_that(doubled, equal_to([2, 4, 6]))
     assert not [r for r in caplog.records if "prism" in r.getMessage().lower()]
-

@@ -201,4 +201,3 @@ def fill_model_input(read: np.ndarray, grid: TileGrid, index: TileIndex, out: np
         for dst_c, src_c in col_runs:
             out[dst_r, dst_c, :] = read[src_r, src_c, :]
     return out
-
