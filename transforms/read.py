@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,8 +12,8 @@ import apache_beam as beam
 import numpy as np
 from apache_beam import pvalue, typehints
 from apache_beam.metrics import Metrics
-from apache_beam.utils.windowed_value import WindowedValue
 
+from transforms.background import InOrder, windowed
 from transforms.core.errors import SceneError
 from transforms.core.grid import fill_model_input
 from transforms.core.rasterio_io import SceneReader
@@ -103,9 +102,9 @@ def read_tile(reader: SceneReader, task: TileTask) -> _Read:
 class _ReadTiles(beam.DoFn):
     """Reads the in-scene window covering a tile's mirrored input, once per tile.
 
-    Reads run one tile ahead on a worker thread: while the model works on tile k
-    (downstream, in the same fused stage), GDAL fetches and decompresses the next
-    tile with the GIL released. Open datasets are kept on that thread (a few scenes
+    Reads run one tile ahead on a low-priority background thread: while the model
+    works on tile k (downstream, in the same fused stage), GDAL fetches and
+    decompresses the next tile with the GIL released. Open datasets are kept on that thread (a few scenes
     at a time): opening a remote GeoTIFF costs round trips. Tiles with no valid pixel are counted
     and emitted as empty records so the finaliser knows they were not lost.
     """
@@ -122,8 +121,7 @@ class _ReadTiles(beam.DoFn):
 
     def setup(self) -> None:
         self._readers: OrderedDict[str, SceneReader] = OrderedDict()
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="tessera-read")
-        self._pending: deque[tuple[Future[_Read], Any, Any]] = deque()
+        self._reads = InOrder("tessera-read", ahead=self.READ_AHEAD)
 
     def _reader(self, task: TileTask) -> SceneReader:  # on the reading thread only
         job = task.job
@@ -143,24 +141,21 @@ class _ReadTiles(beam.DoFn):
         return read_tile(reader, task)
 
     def start_bundle(self) -> None:
-        self._pending.clear()
+        self._reads.clear()
 
     def process(
         self, task: TileTask, timestamp: Any = beam.DoFn.TimestampParam, window: Any = beam.DoFn.WindowParam
     ) -> Iterator[object]:
-        self._pending.append((self._pool.submit(self._read, task), timestamp, window))
-        while len(self._pending) > self.READ_AHEAD:
-            future, _, _ = self._pending.popleft()
-            yield from self._emit(future.result())
+        self._reads.submit(self._read, task, timestamp=timestamp, window=window)
+        yield from self._emit_ready(self._reads.ready())
 
     def finish_bundle(self) -> Iterator[object]:
-        while self._pending:
-            future, timestamp, window = self._pending.popleft()
-            for out in self._emit(future.result()):
-                if isinstance(out, pvalue.TaggedOutput):
-                    yield pvalue.TaggedOutput(out.tag, WindowedValue(out.value, timestamp, [window]))
-                else:
-                    yield WindowedValue(out, timestamp, [window])
+        yield from self._emit_ready(self._reads.drain())
+
+    def _emit_ready(self, reads: Iterator[tuple[_Read, Any, Any]]) -> Iterator[object]:
+        for read, timestamp, window in reads:
+            for out in self._emit(read):
+                yield windowed(out, timestamp, window)
 
     def _emit(self, read: _Read) -> Iterator[object]:
         if read.outcome == FAILED:
@@ -177,7 +172,7 @@ class _ReadTiles(beam.DoFn):
         yield read.value
 
     def teardown(self) -> None:
-        self._pool.shutdown(wait=True)
+        self._reads.shutdown()
         for reader in self._readers.values():
             reader.close()
         self._readers.clear()

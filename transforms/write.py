@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +14,7 @@ from apache_beam import typehints
 from apache_beam.metrics import Metrics
 from apache_beam.utils.windowed_value import WindowedValue
 
+from transforms.background import InOrder, windowed
 from transforms.core.errors import TesseraError
 from transforms.core.outputs import (
     SceneJob,
@@ -35,19 +34,19 @@ def crop_halo(element: tuple[TileInput, np.ndarray]) -> tuple[TileTask, np.ndarr
     return key.task, crop_prediction(np.asarray(planes), key.valid, key.task.job.grid, key.task.index)
 
 
-def stage_tile(task: TileTask, planes: np.ndarray) -> tuple[TileRecord, int]:
-    """Write one cropped tile's planes to its staging object; its record and size."""
+def stage_tile(task: TileTask, planes: np.ndarray) -> tuple[TileTask, TileRecord, int]:
+    """Write one cropped tile's planes to its staging object; its task, record and size."""
     data = encode_array(planes)
     with fsspec.open(task.job.tile_url(task.index), "wb", auto_mkdir=True) as f:
         f.write(data)
-    return TileRecord(task.index, True, value_counts(planes[0])), len(data)
+    return task, TileRecord(task.index, True, value_counts(planes[0])), len(data)
 
 
 class _WriteTiles(beam.DoFn):
     """Stages each cropped tile under the job's deterministic temp prefix, so a
     retried or replayed bundle overwrites the same object with the same bytes.
 
-    Staging runs on a worker thread, so the model starts on the next tile instead of
+    Staging runs on a low-priority background thread, so the model starts on the next tile instead of
     waiting for the encode, the class counts and the write (~0.1 s a 3072^2 tile). A
     tile's record is emitted only once its write has finished, at the latest when the
     bundle finishes; a failed write fails the bundle, which Beam retries.
@@ -62,11 +61,10 @@ class _WriteTiles(beam.DoFn):
 
     def setup(self) -> None:
         self._done: dict[str, int] = {}
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="tessera-write")
-        self._pending: deque[tuple[TileTask, Future[tuple[TileRecord, int]], Any, Any]] = deque()
+        self._writes = InOrder("tessera-write", ahead=self.MAX_PENDING)
 
     def start_bundle(self) -> None:
-        self._pending.clear()
+        self._writes.clear()
 
     def process(
         self,
@@ -75,25 +73,22 @@ class _WriteTiles(beam.DoFn):
         window: Any = beam.DoFn.WindowParam,
     ) -> Iterator[WindowedValue]:
         task, planes = element
-        self._pending.append((task, self._pool.submit(stage_tile, task, planes), timestamp, window))
-        while self._pending and (len(self._pending) > self.MAX_PENDING or self._pending[0][1].done()):
-            yield self._emit(*self._pending.popleft())
+        self._writes.submit(stage_tile, task, planes, timestamp=timestamp, window=window)
+        yield from self._emit(self._writes.ready(eager=True))
 
     def finish_bundle(self) -> Iterator[WindowedValue]:
-        while self._pending:
-            yield self._emit(*self._pending.popleft())
+        yield from self._emit(self._writes.drain())
 
-    def _emit(self, task: TileTask, future: Future[tuple[TileRecord, int]], timestamp: Any,
-              window: Any) -> WindowedValue:
-        record, nbytes = future.result()
-        self.written.inc()
-        self.bytes.inc(nbytes)
-        if self.progress:
-            self._report(task)
-        return WindowedValue((task.job.key, record), timestamp, [window])
+    def _emit(self, staged: Iterator[tuple[tuple[TileTask, TileRecord, int], Any, Any]]) -> Iterator[WindowedValue]:
+        for (task, record, nbytes), timestamp, window in staged:
+            self.written.inc()
+            self.bytes.inc(nbytes)
+            if self.progress:
+                self._report(task)
+            yield windowed((task.job.key, record), timestamp, window)
 
     def teardown(self) -> None:
-        self._pool.shutdown(wait=True)
+        self._writes.shutdown()
 
     def _report(self, task: TileTask) -> None:
         key = task.job.key
