@@ -14,7 +14,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms import window as beam_window
 
 from beam_pipelines.runner import make_pipeline, pipeline_options
-from transforms.background import BACKGROUND_NICE, InOrder
+from transforms.background import BACKGROUND_NICE, InOrder, windowed
 
 
 def _nice() -> int:
@@ -78,15 +78,11 @@ class _Later(beam.DoFn):
         self._work.clear()
 
     def process(self, x: int, timestamp: Any = beam.DoFn.TimestampParam, window: Any = beam.DoFn.WindowParam):
-        from transforms.background import windowed
-
         self._work.submit(lambda v: v * 2, x, timestamp=timestamp, window=window)
         for out, ts, w in self._work.ready():
             yield windowed(out, ts, w)
 
     def finish_bundle(self):
-        from transforms.background import windowed
-
         for out, ts, w in self._work.drain():
             yield windowed(out, ts, w)
 

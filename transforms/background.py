@@ -60,13 +60,15 @@ class InOrder:
 
     def ready(self, *, eager: bool = False) -> Iterator[tuple[Any, Any, Any]]:
         while self._pending and (len(self._pending) > self.ahead or (eager and self._pending[0][0].done())):
-            future, timestamp, window = self._pending.popleft()
-            yield future.result(), timestamp, window
+            yield self._pop()
 
     def drain(self) -> Iterator[tuple[Any, Any, Any]]:
         while self._pending:
-            future, timestamp, window = self._pending.popleft()
-            yield future.result(), timestamp, window
+            yield self._pop()
+
+    def _pop(self) -> tuple[Any, Any, Any]:
+        future, timestamp, window = self._pending.popleft()
+        return future.result(), timestamp, window
 
     def clear(self) -> None:
         self._pending.clear()

@@ -104,9 +104,10 @@ class _ReadTiles(beam.DoFn):
 
     Reads run one tile ahead on a low-priority background thread: while the model
     works on tile k (downstream, in the same fused stage), GDAL fetches and
-    decompresses the next tile with the GIL released. Open datasets are kept on that thread (a few scenes
-    at a time): opening a remote GeoTIFF costs round trips. Tiles with no valid pixel are counted
-    and emitted as empty records so the finaliser knows they were not lost.
+    decompresses the next tile with the GIL released. Open datasets are kept on that
+    thread (a few scenes at a time): opening a remote GeoTIFF costs round trips. Tiles
+    with no valid pixel are counted and emitted as empty records so the finaliser
+    knows they were not lost.
     """
 
     MAX_OPEN = 4

@@ -46,10 +46,10 @@ class _WriteTiles(beam.DoFn):
     """Stages each cropped tile under the job's deterministic temp prefix, so a
     retried or replayed bundle overwrites the same object with the same bytes.
 
-    Staging runs on a low-priority background thread, so the model starts on the next tile instead of
-    waiting for the encode, the class counts and the write (~0.1 s a 3072^2 tile). A
-    tile's record is emitted only once its write has finished, at the latest when the
-    bundle finishes; a failed write fails the bundle, which Beam retries.
+    Staging runs on a low-priority background thread, so the model starts on the next
+    tile instead of waiting for the encode, the class counts and the write (~0.1 s a
+    3072^2 tile). A tile's record is emitted only once its write has finished, at the
+    latest when the bundle finishes; a failed write fails the bundle, which Beam retries.
     """
 
     MAX_PENDING = 2
