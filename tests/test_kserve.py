@@ -6,9 +6,11 @@ compared with the same bundle run in this process.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import apache_beam as beam
 import numpy as np
@@ -76,29 +78,27 @@ def test_health_metadata_metrics_and_loopback_only(predictor: Predictor, tiny_bu
 
 
 @pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])
-def test_tritonclient_matches_in_process(predictor: Predictor, local_model, binary: bool) -> None:
-    import tritonclient.http as triton
-
+def test_tritonclient_matches_in_process(
+    predictor: Predictor, local_model, binary: bool, tmp_path: Path
+) -> None:
     rng = np.random.default_rng(3)
     batch = rng.uniform(0, 3000, (2, 16, 24, 4) if not binary else (3, 48, 40, 4)).astype(
         np.float32
     )
-    client = triton.InferenceServerClient(url=predictor.url.removeprefix("http://"))
-    try:
-        assert client.is_server_ready() and client.is_model_ready(NAME)
-        inp = triton.InferInput("image", list(batch.shape), "FP32")
-        inp.set_data_from_numpy(batch, binary_data=binary)
-        out = triton.InferRequestedOutput("probabilities", binary_data=binary)
-        # JSON mode: tritonclient sends no Content-Type and KServe would ask for the binary header
-        headers = None if binary else {"Content-Type": "application/json"}
-        result = client.infer(NAME, [inp], outputs=[out], request_id="42", headers=headers)
-    finally:
-        client.close()
-    response = result.get_response()
+    np.save(tmp_path / "batch.npy", batch)
+    # tritonclient (gevent) never runs in this process: see tests/triton_client.py
+    done = subprocess.run(
+        [sys.executable, str(REPO / "tests" / "triton_client.py"), predictor.url, NAME,
+         str(tmp_path / "batch.npy"), str(tmp_path / "out.npy"), "binary" if binary else "json"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    response = json.loads(done.stdout.strip().splitlines()[-1])
     assert response["id"] == "42" and response["model_name"] == NAME
-    remote = result.as_numpy("probabilities")
+    remote = np.load(tmp_path / "out.npy")
     assert remote.shape == (*batch.shape[:3], 5)
     np.testing.assert_allclose(remote, local_model(batch), atol=TOL)
+    assert "gevent" not in sys.modules  # nothing in the test process started a gevent hub
 
 
 def test_handler_matches_in_process_and_splits_requests(
