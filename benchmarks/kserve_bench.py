@@ -13,6 +13,7 @@ shared machine hits both alike.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import subprocess
@@ -65,31 +66,53 @@ def _run(
     return time.perf_counter() - started, out
 
 
-def _start_predictor(model_path: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    cmd = [sys.executable, "-m", "tessera", "serve", "model", "--model", model_path]
-    cmd += ["--host", "127.0.0.1", "--port", str(port)]
-    with open(log, "wb") as sink:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT)
-    return proc, f"http://127.0.0.1:{port}"
+class PredictorProcess:
+    """``tessera serve model`` on a free loopback port, started ahead of its use.
 
+    Starting it is ~25 s of single-threaded imports (TensorFlow, KServe); the harness
+    starts it before the memory runs, which measure RSS, not speed, so that time
+    overlaps theirs instead of adding to the run."""
 
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 600) -> None:
-    import requests
+    def __init__(self, model_path: str) -> None:
+        self.model_path = resolve_model_path(model_path)
+        self.log = Path(tempfile.mkdtemp(prefix="tessera-kserve-bench-")) / "predictor.log"
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+        cmd = [sys.executable, "-m", "tessera", "serve", "model", "--model", self.model_path]
+        cmd += ["--host", "127.0.0.1", "--port", str(port)]
+        with open(self.log, "wb") as sink:
+            self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT)
+        atexit.register(self.stop)  # whatever fails in between, no server outlives the bench
 
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"predictor exited ({proc.returncode}): {log.read_text()[-2000:]}")
+    def wait_ready(self, timeout_s: float = 600) -> None:
+        import requests
+
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"predictor exited ({self.proc.returncode}): {self.log.read_text()[-2000:]}")
+            try:
+                if requests.get(f"{self.url}/v2/health/ready", timeout=5).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+        raise TimeoutError(f"predictor at {self.url} not ready after {timeout_s} s; log: {self.log}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is not None:
+            return
+        self.proc.terminate()
         try:
-            if requests.get(f"{url}/v2/health/ready", timeout=5).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"predictor at {url} not ready after {timeout_s} s; log: {log}")
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def start(model_path: str | None = None) -> PredictorProcess:
+    return PredictorProcess(resolve_model_path(model_path))
 
 
 def measure(
@@ -100,8 +123,11 @@ def measure(
     batch_size: int = 8,
     max_tiles: int = 48,
     repeats: int = 3,
+    predictor: PredictorProcess | None = None,
 ) -> dict[str, Any]:
-    """Tiles/s and pixels/s in-process vs through KServe on loopback, same scene and batches."""
+    """Tiles/s and pixels/s in-process vs through KServe on loopback, same scene and batches.
+
+    ``predictor``: one already started for this bundle (see ``start``); stopped here."""
     from models.handlers import BundleModelHandler
     from models.kserve_handler import KServeModelHandler
 
@@ -111,15 +137,17 @@ def measure(
     tiles, pixels, grid = cut_tiles(scene_path, tile, meta, max_tiles)
     batches = [tiles[i : i + batch_size] for i in range(0, len(tiles), batch_size)]
 
-    log = Path(tempfile.mkdtemp(prefix="tessera-kserve-bench-")) / "predictor.log"
-    proc, url = _start_predictor(model_path, log)
+    if predictor is None or predictor.model_path != model_path:
+        if predictor is not None:
+            predictor.stop()
+        predictor = PredictorProcess(model_path)
     try:
         local_handler = BundleModelHandler(model_path, max_batch_size=batch_size)
         local_model = local_handler.load_model()
         # (the predictor loads TF meanwhile)
-        _wait_ready(url, proc, log)
+        predictor.wait_ready()
         remote_handler = KServeModelHandler(
-            url, meta.name, max_batch_size=batch_size, metadata=meta
+            predictor.url, meta.name, max_batch_size=batch_size, metadata=meta
         )
         remote_model = remote_handler.load_model()
         _run(local_handler, local_model, batches[:1])  # warm-up both
@@ -132,11 +160,7 @@ def measure(
             remote_s = min(remote_s, seconds)
         remote_model.close()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        predictor.stop()
     diff = float(np.max(np.abs(np.stack(local_out) - np.stack(remote_out))))
 
     def rates(seconds: float) -> dict[str, float]:

@@ -18,6 +18,7 @@ from apache_beam.ml.inference.base import ModelHandler
 
 from models.bundle import BundleMetadata, read_metadata, resolve_model_path
 from models.bundle_runtime import batch_nbytes, load_bundle
+from transforms.core.grid import aligned_empty
 
 
 class BundleModelHandler(ModelHandler[np.ndarray, np.ndarray, Any]):
@@ -54,7 +55,10 @@ class BundleModelHandler(ModelHandler[np.ndarray, np.ndarray, Any]):
     def run_inference(
         self, batch: Sequence[np.ndarray], model: Any, inference_args: dict[str, Any] | None = None
     ) -> Iterable[np.ndarray]:
-        stacked = batch[0][None] if len(batch) == 1 else np.stack(batch)
+        if len(batch) == 1:
+            stacked = np.asarray(batch[0])[None]
+        else:  # into an aligned buffer, which TensorFlow takes without another copy
+            stacked = np.stack(batch, out=aligned_empty((len(batch), *np.shape(batch[0]))), casting="same_kind")
         stacked = stacked.astype(np.float32, copy=False)
         return list(model.planes(stacked) if self._planes else model(stacked))
 

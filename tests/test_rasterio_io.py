@@ -91,24 +91,40 @@ def test_model_info_prints_metadata_with_path(tiny_bundle) -> None:
     assert shipped["path"].endswith("models/bundles/default") and len(shipped["bands"]) == 4
 
 
-@pytest.mark.parametrize("dtype,nodata", [("uint16", 0), ("int16", -9999), ("float32", -1.5), ("float32", float("nan"))])
-def test_mask_from_pixels_equals_gdal_dataset_mask(tmp_path: Path, dtype: str, nodata: float) -> None:
+@pytest.mark.parametrize(
+    "dtype,nodata,bands",
+    [
+        ("uint16", 0, [3, 1, 2]),
+        ("uint16", 0, [3, 1, 4, 2]),  # one 8-byte word per pixel
+        ("uint16", 7, [3, 1, 4, 2]),
+        ("int16", -9999, [3, 1, 2]),
+        ("int16", -9999, [2, 1]),  # one 4-byte word
+        ("uint8", 255, [2, 1]),  # one 2-byte word
+        ("float32", -1.5, [3, 1, 2]),
+        ("float32", float("nan"), [3, 1, 2]),
+        ("float32", float("nan"), [2, 1]),  # 8 bytes, but NaN has many bit patterns
+    ],
+)
+def test_mask_from_pixels_equals_gdal_dataset_mask(
+    tmp_path: Path, dtype: str, nodata: float, bands: list[int]
+) -> None:
     """The reader derives the per-band-nodata mask from the pixels it read; it must be
     exactly GDAL's dataset mask, including pixels where only some bands are nodata."""
     rng = np.random.default_rng(3)
-    data = rng.integers(1, 50, (3, 40, 50)).astype(dtype)
-    holes = rng.random((3, 40, 50))
+    count = len(bands)
+    data = rng.integers(1, 50, (count, 40, 50)).astype(dtype)
+    holes = rng.random((count, 40, 50))
     data[holes < 0.3] = nodata  # some pixels nodata in one or two bands only
     data[:, :5, :] = nodata  # a strip nodata in every band
     path = tmp_path / "nodata.tif"
-    profile = {"driver": "GTiff", "width": 50, "height": 40, "count": 3, "dtype": dtype, "nodata": nodata,
+    profile = {"driver": "GTiff", "width": 50, "height": 40, "count": count, "dtype": dtype, "nodata": nodata,
                "crs": "EPSG:32631", "transform": rasterio.Affine(10, 0, 500000, 0, -10, 4600000)}
     with rasterio.open(path, "w", **profile) as ds:
         ds.write(data)
     window = Window(3, 2, 40, 30)
     with rasterio.open(path) as ds:
         expected = ds.dataset_mask(window=window) != 0
-    reader = SceneReader(str(path), [3, 1, 2])
+    reader = SceneReader(str(path), bands)
     assert reader._nodata_mask
     _, valid = reader.read(window)
     reader.close()

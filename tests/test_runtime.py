@@ -46,6 +46,49 @@ def test_a_users_allocator_choice_wins(monkeypatch: pytest.MonkeyPatch) -> None:
     assert os.environ[CPU_ALLOCATOR_ENV] == "true"
 
 
+def test_aligned_model_inputs_reach_tensorflow_without_a_copy(tiny_bundle: str) -> None:
+    """64-byte aligned inputs are shared with TensorFlow (DLPack); anything else is
+    copied, because TensorFlow aborts the process on a less aligned buffer."""
+    import gc
+
+    import numpy as np
+
+    from models.bundle_runtime import as_tensor, load_bundle
+    from transforms.core.grid import TENSOR_ALIGNMENT, aligned_empty
+
+    rng = np.random.default_rng(0)
+    shape = (1, 32, 32, 4)
+    aligned = aligned_empty(shape)
+    assert aligned.ctypes.data % TENSOR_ALIGNMENT == 0 and aligned.flags.c_contiguous and aligned.shape == shape
+    aligned[...] = rng.uniform(1, 4000, shape)
+    shared = as_tensor(aligned)
+    aligned[0, 0, 0, 0] += 1  # the tensor sees it: the same memory
+    assert float(shared[0, 0, 0, 0]) == aligned[0, 0, 0, 0]
+
+    offset = aligned_empty((int(np.prod(shape)) + 4,))[4:].reshape(shape)  # 16 bytes off
+    readonly = aligned.copy()
+    readonly.flags.writeable = False
+    for other in (offset, readonly, aligned[:, ::2]):
+        if other.flags.writeable:
+            other[...] = rng.uniform(1, 4000, other.shape)
+        before = np.array(other)
+        copied = as_tensor(other)
+        if other.flags.writeable:
+            other += 1
+        np.testing.assert_array_equal(copied.numpy(), before)
+
+    bundle = load_bundle(tiny_bundle)
+    offset[...] = aligned
+    np.testing.assert_array_equal(bundle.planes(aligned), bundle.planes(offset))
+
+    # the tensor keeps the array alive: dropping every name of it is safe
+    kept = as_tensor(aligned_empty(shape))
+    expected = kept.numpy().copy()
+    del aligned, shared
+    gc.collect()
+    np.testing.assert_array_equal(kept.numpy(), expected)
+
+
 @pytest.mark.parametrize("classes", [1, 2, 5, 9])
 def test_planes_equal_argmax_ties_included(classes: int) -> None:
     """The running-maximum planes (class count known when tracing) equal tf.argmax and

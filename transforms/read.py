@@ -15,7 +15,7 @@ from apache_beam.metrics import Metrics
 
 from transforms.background import InOrder, windowed
 from transforms.core.errors import SceneError
-from transforms.core.grid import fill_model_input
+from transforms.core.grid import aligned_empty, fill_model_input
 from transforms.core.rasterio_io import SceneReader
 from transforms.core.stitch import decode_array, encode_array
 from transforms.plan import FAILED, TileTask
@@ -92,7 +92,8 @@ def read_tile(reader: SceneReader, task: TileTask) -> _Read:
     if not valid.any():
         return _Read(task, SKIPPED, task, seconds)
     side = grid.padded_size
-    out = fill_model_input(values, grid, index, np.empty((side, side, values.shape[-1]), dtype=np.float32))
+    # aligned, so the model takes it without a copy (models.bundle_runtime.as_tensor)
+    out = fill_model_input(values, grid, index, aligned_empty((side, side, values.shape[-1])))
     if task.job.scale != 1.0:
         out *= np.float32(task.job.scale)
     value = (TileInput(task, np.ascontiguousarray(valid)), out)

@@ -241,7 +241,10 @@ class SceneReader:
             with _serialised(self.url), rasterio.Env(**GDAL_ENV):
                 self._ds.read(unique, window=window, out=data)
                 if self._nodata_mask:
-                    mask = _valid_where_any_band(data, [self._ds.nodatavals[b - 1] for b in unique])
+                    nodata = [self._ds.nodatavals[b - 1] for b in unique]
+                    mask = _valid_pixel_words(pixels, nodata)
+                    if mask is None:
+                        mask = _valid_where_any_band(data, nodata)
                 elif self._all_valid:
                     mask = np.ones(data.shape[1:], dtype=bool)
                 else:
@@ -263,6 +266,26 @@ class SceneReader:
     def close(self) -> None:
         with _serialised(self.url):
             self._ds.close()
+
+
+_PIXEL_WORDS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def _valid_pixel_words(pixels: np.ndarray, nodata: list[float | None]) -> np.ndarray | None:
+    """``_valid_where_any_band`` in one comparison, when a pixel's bands fill one 1, 2, 4
+    or 8-byte word (4 x uint16, 2 x int16, 4 x uint8, ...): a pixel is valid where its
+    word differs from the nodata values packed the same way (3168^2 x 4 uint16: 0.01 s
+    instead of 0.05 s). ``pixels`` is ``(h, w, bands)``, C-contiguous; integer types only
+    (a float NaN has many bit patterns). None where this does not apply."""
+    word = _PIXEL_WORDS.get(pixels.shape[-1] * pixels.dtype.itemsize)
+    if word is None or pixels.dtype.kind not in "iu" or not pixels.flags.c_contiguous:
+        return None
+    info = np.iinfo(pixels.dtype)
+    for value in nodata:
+        if value is None or not float(value).is_integer() or not info.min <= value <= info.max:
+            return None  # GDAL's rules for these live in _valid_where_any_band
+    packed = np.array(nodata, dtype=pixels.dtype).view(word)[0]
+    return pixels.view(word)[..., 0] != packed  # type: ignore[no-any-return]
 
 
 def _valid_where_any_band(data: np.ndarray, nodata: list[float | None]) -> np.ndarray:
