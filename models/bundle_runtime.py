@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from models.bundle import INPUT_NAME, OUTPUT_NAME, SIGNATURE, read_metadata, resolve_model_path
+from transforms.core.buffers import TENSOR_ALIGNMENT
 from transforms.core.errors import BundleError
-from transforms.core.grid import TENSOR_ALIGNMENT
 
 CONFIDENCE_SCALE = 254.0  # confidence plane: round(max probability * 254); 255 is no-data
 

@@ -18,7 +18,7 @@ from apache_beam.ml.inference.base import ModelHandler
 
 from models.bundle import BundleMetadata, read_metadata, resolve_model_path
 from models.bundle_runtime import batch_nbytes, load_bundle
-from transforms.core.grid import aligned_empty
+from transforms.core.buffers import MODEL_INPUTS
 
 
 class BundleModelHandler(ModelHandler[np.ndarray, np.ndarray, Any]):
@@ -56,11 +56,16 @@ class BundleModelHandler(ModelHandler[np.ndarray, np.ndarray, Any]):
         self, batch: Sequence[np.ndarray], model: Any, inference_args: dict[str, Any] | None = None
     ) -> Iterable[np.ndarray]:
         if len(batch) == 1:
-            stacked = np.asarray(batch[0])[None]
+            stacked, pooled = np.asarray(batch[0])[None], None
         else:  # into an aligned buffer, which TensorFlow takes without another copy
-            stacked = np.stack(batch, out=aligned_empty((len(batch), *np.shape(batch[0]))), casting="same_kind")
-        stacked = stacked.astype(np.float32, copy=False)
-        return list(model.planes(stacked) if self._planes else model(stacked))
+            pooled = MODEL_INPUTS.take((len(batch), *np.shape(batch[0])))
+            stacked = np.stack(batch, out=pooled, casting="same_kind")
+        try:
+            stacked = stacked.astype(np.float32, copy=False)
+            return list(model.planes(stacked) if self._planes else model(stacked))
+        finally:
+            if pooled is not None:
+                MODEL_INPUTS.give_back(pooled)
 
     def get_num_bytes(self, batch: Sequence[np.ndarray]) -> int:
         return batch_nbytes(batch)

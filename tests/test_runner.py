@@ -32,3 +32,25 @@ def test_a_pipeline_runs_without_trying_prism(caplog: pytest.LogCaptureFixture) 
         doubled = p | beam.Create([1, 2, 3]) | beam.Map(lambda x: 2 * x)
         assert_that(doubled, equal_to([2, 4, 6]))
     assert not [r for r in caplog.records if "prism" in r.getMessage().lower()]
+
+
+class _RecordSampler(beam.DoFn):
+    def process(self, element: int):
+        from apache_beam.runners.worker import statesampler
+
+        tracker = statesampler.get_current_tracker()
+        yield type(tracker).__name__, tracker.sampling_period_ms
+
+
+def test_bundles_are_sampled_every_10_ms_and_beam_is_left_as_it_was() -> None:
+    """Beam's sampler ramps up to 200 ms and each bundle's end joins its sleeping thread
+    (up to 200 ms late per stage); the local runner swaps in a 10 ms one while it runs."""
+    from apache_beam.runners.worker import statesampler
+
+    from beam_pipelines import runner
+
+    before = statesampler.StateSampler
+    with make_pipeline(pipeline_options(None)) as p:
+        seen = p | beam.Create([1]) | beam.ParDo(_RecordSampler())
+        assert_that(seen, equal_to([("_PromptStateSampler", runner.STATE_SAMPLING_MS)]))
+    assert statesampler.StateSampler is before is runner._BEAM_STATE_SAMPLER

@@ -54,7 +54,7 @@ def test_aligned_model_inputs_reach_tensorflow_without_a_copy(tiny_bundle: str) 
     import numpy as np
 
     from models.bundle_runtime import as_tensor, load_bundle
-    from transforms.core.grid import TENSOR_ALIGNMENT, aligned_empty
+    from transforms.core.buffers import TENSOR_ALIGNMENT, aligned_empty
 
     rng = np.random.default_rng(0)
     shape = (1, 32, 32, 4)

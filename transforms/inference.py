@@ -26,6 +26,7 @@ from apache_beam.ml.inference.base import ModelHandler
 from apache_beam.utils import shared
 from apache_beam.utils.windowed_value import WindowedValue
 
+from transforms.core.buffers import MODEL_INPUTS
 from transforms.plan import FAILED
 from transforms.read import TILE_ARRAY
 
@@ -75,8 +76,9 @@ class _RunModel(beam.DoFn):
         if not items:
             return
         start = time.perf_counter()
+        inputs = [e[0][1] for e in items]
         try:
-            answers = list(self.handler.run_inference([e[0][1] for e in items], self._holder.model))
+            answers = list(self.handler.run_inference(inputs, self._holder.model))
             if len(answers) != len(items):
                 raise RuntimeError(f"the model answered {len(answers)} tiles for {len(items)}")
         except Exception as exc:  # dead-lettered per tile: the scene fails, the job goes on
@@ -87,6 +89,10 @@ class _RunModel(beam.DoFn):
                 record = (task.job.key, task.job.scene.url, f"{task.job.scene.url}: tile {task.index}: {reason}")
                 yield pvalue.TaggedOutput(FAILED, WindowedValue(record, timestamp, [window]))
             return
+        finally:  # the model is done with them: the reading step fills them again
+            for array in inputs:
+                MODEL_INPUTS.give_back(array)
+            del inputs
         self.latency.update(int((time.perf_counter() - start) * 1000))
         self.batches.inc()
         self.tiles.inc(len(items))

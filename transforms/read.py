@@ -14,8 +14,9 @@ from apache_beam import pvalue, typehints
 from apache_beam.metrics import Metrics
 
 from transforms.background import InOrder, windowed
+from transforms.core.buffers import MODEL_INPUTS
 from transforms.core.errors import SceneError
-from transforms.core.grid import aligned_empty, fill_model_input
+from transforms.core.grid import fill_model_input
 from transforms.core.rasterio_io import SceneReader
 from transforms.core.stitch import decode_array, encode_array
 from transforms.plan import FAILED, TileTask
@@ -92,8 +93,8 @@ def read_tile(reader: SceneReader, task: TileTask) -> _Read:
     if not valid.any():
         return _Read(task, SKIPPED, task, seconds)
     side = grid.padded_size
-    # aligned, so the model takes it without a copy (models.bundle_runtime.as_tensor)
-    out = fill_model_input(values, grid, index, aligned_empty((side, side, values.shape[-1])))
+    # aligned (the model takes it without a copy) and reused once the model has answered
+    out = fill_model_input(values, grid, index, MODEL_INPUTS.take((side, side, values.shape[-1])))
     if task.job.scale != 1.0:
         out *= np.float32(task.job.scale)
     value = (TileInput(task, np.ascontiguousarray(valid)), out)

@@ -202,19 +202,3 @@ def fill_model_input(read: np.ndarray, grid: TileGrid, index: TileIndex, out: np
             out[dst_r, dst_c, :] = read[src_r, src_c, :]
     return out
 
-
-TENSOR_ALIGNMENT = 64  # bytes: Eigen's largest alignment (AVX-512), which TensorFlow checks
-
-
-def aligned_empty(shape: tuple[int, ...], dtype: np.dtype | type = np.float32) -> np.ndarray:
-    """An uninitialised C-contiguous array whose data starts on a 64-byte boundary.
-
-    Model inputs are allocated this way so TensorFlow can take them without a copy
-    (``models.bundle_runtime.as_tensor``); numpy's own large allocations start 16
-    bytes into a page, which TensorFlow copies (or, through DLPack, aborts on).
-    """
-    dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    raw = np.empty(nbytes + TENSOR_ALIGNMENT, dtype=np.uint8)
-    start = -raw.ctypes.data % TENSOR_ALIGNMENT
-    return raw[start : start + nbytes].view(dtype).reshape(shape)
