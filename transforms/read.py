@@ -81,23 +81,32 @@ def read_tile(reader: SceneReader, task: TileTask) -> _Read:
     grid, index = task.job.grid, task.index
     start = time.perf_counter()
     window = grid.read_window(index)
+    scratch: list[np.ndarray] = []
+
+    def take(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        scratch.append(MODEL_INPUTS.take(shape, dtype))
+        return scratch[-1]
+
     try:
-        values, mask = reader.read(window, raw=True)
+        values, mask = reader.read(window, raw=True, scratch=take)
+        seconds = time.perf_counter() - start
+        core = grid.core(index)
+        r0 = int(core.row_off - window.row_off)
+        c0 = int(core.col_off - window.col_off)
+        valid = np.array(mask[r0 : r0 + int(core.height), c0 : c0 + int(core.width)])
+        if not valid.any():
+            return _Read(task, SKIPPED, task, seconds)
+        side = grid.padded_size
+        # aligned (the model takes it without a copy) and reused once the model has answered
+        out = fill_model_input(values, grid, index, MODEL_INPUTS.take((side, side, values.shape[-1])))
     except SceneError as exc:
         return _Read(task, FAILED, (task.job.key, task.job.scene.url, str(exc)))
-    seconds = time.perf_counter() - start
-    core = grid.core(index)
-    r0 = int(core.row_off - window.row_off)
-    c0 = int(core.col_off - window.col_off)
-    valid = mask[r0 : r0 + int(core.height), c0 : c0 + int(core.width)]
-    if not valid.any():
-        return _Read(task, SKIPPED, task, seconds)
-    side = grid.padded_size
-    # aligned (the model takes it without a copy) and reused once the model has answered
-    out = fill_model_input(values, grid, index, MODEL_INPUTS.take((side, side, values.shape[-1])))
+    finally:  # the raw pixels are in the model input now (or not needed)
+        for array in scratch:
+            MODEL_INPUTS.give_back(array)
     if task.job.scale != 1.0:
         out *= np.float32(task.job.scale)
-    value = (TileInput(task, np.ascontiguousarray(valid)), out)
+    value = (TileInput(task, valid), out)
     return _Read(task, "tile", value, seconds, int(core.height * core.width))
 
 

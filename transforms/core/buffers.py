@@ -70,4 +70,6 @@ class BufferPool:
         return True
 
 
-MODEL_INPUTS = BufferPool()  # one per worker process: the reading and the model step share it
+# one per worker process, shared by the reading and the model step: a model input and
+# the raw pixels it is filled from for each of the two tiles in flight
+MODEL_INPUTS = BufferPool(keep=4)
