@@ -70,6 +70,7 @@ class BufferPool:
         return True
 
 
-# one per worker process, shared by the reading and the model step: a model input and
-# the raw pixels it is filled from for each of the two tiles in flight
-MODEL_INPUTS = BufferPool(keep=4)
+# One per worker process, shared by the reading and the model step. Three free buffers
+# cover the steady state: the model input just answered for, the one the next read fills
+# while the model runs, and the raw pixels of the last read.
+MODEL_INPUTS = BufferPool(keep=3)
