@@ -237,7 +237,7 @@ def write_report(summary: dict[str, Any], out: Path) -> Path:
         "## Throughput",
         "",
         f"Scene: {thr['scene_side']}^2 x 4 bands uint16, GeoTIFF tiled 512, deflate (`{thr['scene']}`). "
-        "Output pixels per second, median of the repeats; seconds per repeat (order rotated each repeat); "
+        "Output pixels per second, median of the repeats; seconds per repeat (tessera between the limit and the hand loop, order reversed each repeat); "
         "agreement = fraction of pixels whose class equals tessera's.",
         "",
         _table(rows, ["variant", "Mpx/s", "seconds per repeat", "agreement"]),
