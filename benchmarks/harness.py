@@ -425,24 +425,30 @@ def _side(scene: str) -> int:
         return int(ds.width)
 
 
+def _bench_module(module: str) -> Any:
+    """``benchmarks.<module>`` if this tree has it, else None."""
+    if not Path(__file__).with_name(f"{module}.py").exists():
+        return None
+    return importlib.import_module(f"benchmarks.{module}")
+
+
 def _start_early(module: str, **kwargs: Any) -> Any:
     """``benchmarks.<module>.start(**kwargs)`` if that module has one, else None (the
     bench then starts what it needs itself)."""
-    if not Path(__file__).with_name(f"{module}.py").exists():
-        return None
     try:
-        return importlib.import_module(f"benchmarks.{module}").start(**kwargs)
+        found = _bench_module(module)
+        return None if found is None else found.start(**kwargs)
     except Exception:  # the bench itself reports what is wrong
         return None
 
 
 def optional_bench(module: str, **kwargs: Any) -> dict[str, Any]:
     """Run ``benchmarks.<module>.measure(**kwargs)`` if that module exists."""
-    path = Path(__file__).with_name(f"{module}.py")
-    if not path.exists():
-        return {"skipped": f"benchmarks/{module}.py does not exist in this tree"}
     try:
-        fn = importlib.import_module(f"benchmarks.{module}").measure
+        found = _bench_module(module)
+        if found is None:
+            return {"skipped": f"benchmarks/{module}.py does not exist in this tree"}
+        fn = found.measure
         accepted = inspect.signature(fn).parameters
         args = {k: v for k, v in kwargs.items() if k in accepted}
         start = time.perf_counter()

@@ -73,7 +73,7 @@ class PredictorProcess:
     starts it before the memory runs, which measure RSS, not speed, so that time
     overlaps theirs instead of adding to the run."""
 
-    def __init__(self, model_path: str) -> None:
+    def __init__(self, model_path: str | None) -> None:
         self.model_path = resolve_model_path(model_path)
         self.log = Path(tempfile.mkdtemp(prefix="tessera-kserve-bench-")) / "predictor.log"
         port = free_port()
@@ -112,7 +112,8 @@ class PredictorProcess:
 
 
 def start(model_path: str | None = None) -> PredictorProcess:
-    return PredictorProcess(resolve_model_path(model_path))
+    """The predictor, started now for a later ``measure(..., predictor=...)``."""
+    return PredictorProcess(model_path)
 
 
 def measure(

@@ -92,7 +92,6 @@ class _RunModel(beam.DoFn):
         finally:  # the model is done with them: the reading step fills them again
             for array in inputs:
                 MODEL_INPUTS.give_back(array)
-            del inputs
         self.latency.update(int((time.perf_counter() - start) * 1000))
         self.batches.inc()
         self.tiles.inc(len(items))

@@ -93,7 +93,7 @@ def read_tile(reader: SceneReader, task: TileTask) -> _Read:
         core = grid.core(index)
         r0 = int(core.row_off - window.row_off)
         c0 = int(core.col_off - window.col_off)
-        valid = np.array(mask[r0 : r0 + int(core.height), c0 : c0 + int(core.width)])
+        valid = np.ascontiguousarray(mask[r0 : r0 + int(core.height), c0 : c0 + int(core.width)])
         if not valid.any():
             return _Read(task, SKIPPED, task, seconds)
         side = grid.padded_size
